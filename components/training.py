@@ -1,0 +1,256 @@
+"""The training loop: short enough to read in one sitting.
+
+Dynamic padding with length-grouped batches, AdamW with warm-up and linear decay, a fixed seed
+per epoch (so a resumed run replays exactly), a checkpoint after every epoch, validation
+metrics per epoch, and the best epoch's weights restored at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm.auto import tqdm
+
+from components.baseline import Probe
+from components.batching import Encoded, encode, iter_batches
+from components.config import PipelineConfig
+from components.evaluation import classification_metrics
+from components.examples import TextSplit
+from components.modeling import PooledClassifier, build_classifier, count_parameters, save_bundle
+from components.selection import Selection, apply_selection
+
+EpochCallback = Callable[[dict], None]
+
+
+@dataclass
+class TrainResult:
+    bundle_dir: str
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    train_seconds: float = 0.0
+    samples_per_second: float = 0.0
+    trainable_params: int = 0
+    total_params: int = 0
+    resumed_from_epoch: int | None = None
+    device: str = "cpu"
+
+    @property
+    def trainable_fraction(self) -> float:
+        return self.trainable_params / max(self.total_params, 1)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "trainable_fraction": self.trainable_fraction}
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def autocast_for(device: torch.device):
+    """bf16 autocast on GPUs that support it; plain fp32 on CPU."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def _linear_warmup_decay(optimizer, warmup: int, total: int):
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(warmup, 1)
+        return max(0.0, (total - step) / max(total - warmup, 1))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {
+        n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad
+    }
+
+
+def _latest_checkpoint(folder: Path) -> Path | None:
+    done = sorted(
+        (p for p in folder.glob("epoch-*") if (p / "state.json").is_file()),
+        key=lambda p: int(p.name.split("-")[1]),
+    )
+    return done[-1] if done else None
+
+
+@torch.inference_mode()
+def predict_ids(model: PooledClassifier, data: Encoded, pad_id: int, batch_size: int) -> tuple:
+    """(predicted ids, mean loss or nan) on `data`, in input order."""
+    model.eval()
+    device = next(model.parameters()).device
+    preds = np.zeros(len(data), dtype=np.int64)
+    losses = []
+    for batch in iter_batches(data, batch_size, pad_id):
+        with autocast_for(device):
+            logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+        preds[batch["index"].numpy()] = logits.argmax(-1).cpu().numpy()
+        if "labels" in batch:
+            loss = nn.functional.cross_entropy(logits.float(), batch["labels"].to(device))
+            losses.append(float(loss) * len(batch["index"]))
+    return preds, (sum(losses) / len(data) if losses else float("nan"))
+
+
+def train_classifier(
+    config: PipelineConfig,
+    selection: Selection,
+    train: TextSplit,
+    validation: TextSplit,
+    labels: list[str],
+    workdir: Path,
+    probe: Probe | None = None,
+    on_epoch_end: EpochCallback | None = None,
+    manifest: dict | None = None,
+    resume: bool = True,
+) -> TrainResult:
+    """Train the selection, checkpoint each epoch, and save the best epoch as a bundle."""
+    cfg = config.training
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    torch.manual_seed(cfg.seed)
+    workdir = Path(workdir)
+    ckpt_root = workdir / "checkpoints"
+    ckpt_root.mkdir(parents=True, exist_ok=True)
+
+    head = probe if config.model.head_init == "probe" else None
+    model, tokenizer, resolved = build_classifier(
+        config.model.base_model, len(labels), config.model.pooling, head
+    )
+    model = apply_selection(model, selection, config.method)
+    device = pick_device()
+    model.to(device)
+    trainable, total = count_parameters(model)
+    pad_id = tokenizer.pad_token_id
+    max_len = config.model.max_length
+    train_enc = encode(tokenizer, train.texts, max_len, train.label_ids)
+    val_enc = encode(tokenizer, validation.texts, max_len, validation.label_ids)
+
+    head_params = [p for p in model.head.parameters()]
+    body_params = [
+        p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("head.")
+    ]
+    groups = [{"params": head_params, "lr": cfg.head_learning_rate}]
+    if body_params:
+        groups.append({"params": body_params, "lr": cfg.learning_rate})
+    optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(len(train_enc) / cfg.batch_size)
+    total_steps = steps_per_epoch * cfg.epochs
+    scheduler = _linear_warmup_decay(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
+
+    history: list[dict] = []
+    start_epoch, resumed = 1, None
+    latest = _latest_checkpoint(ckpt_root) if resume else None
+    if latest is not None:
+        state = json.loads((latest / "state.json").read_text())
+        model.load_state_dict(load_file(str(latest / "trainable.safetensors")), strict=False)
+        opt_state = torch.load(latest / "optimizer.pt", weights_only=True)
+        optimizer.load_state_dict(opt_state["optimizer"])
+        scheduler.load_state_dict(opt_state["scheduler"])
+        history = state["history"]
+        resumed = state["epoch"]
+        start_epoch = resumed + 1
+    elif not resume:
+        shutil.rmtree(ckpt_root, ignore_errors=True)
+        ckpt_root.mkdir(parents=True)
+
+    train_time = sum(h["seconds"] for h in history)
+    progress = tqdm(
+        total=steps_per_epoch * (cfg.epochs - start_epoch + 1),
+        desc=f"train {config.domain}",
+        unit="step",
+        mininterval=2.0,
+    )
+    for epoch in range(start_epoch, cfg.epochs + 1):
+        torch.manual_seed(cfg.seed + epoch)  # dropout replays identically after a resume
+        model.train()
+        started, loss_sum = time.perf_counter(), 0.0
+        batches = iter_batches(
+            train_enc,
+            cfg.batch_size,
+            pad_id,
+            shuffle=True,
+            seed=cfg.seed + epoch,
+            group_by_length=cfg.group_by_length,
+        )
+        for batch in batches:
+            with autocast_for(device):
+                logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+            loss = nn.functional.cross_entropy(logits.float(), batch["labels"].to(device))
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            loss_sum += loss.item() * len(batch["index"])
+            progress.update(1)
+            progress.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}")
+        seconds = time.perf_counter() - started
+        train_time += seconds
+        preds, val_loss = predict_ids(model, val_enc, pad_id, config.evaluation.batch_size)
+        metrics = classification_metrics(validation.label_ids, preds, labels)
+        record = {
+            "epoch": epoch,
+            "train_loss": loss_sum / len(train_enc),
+            "val_loss": val_loss,
+            "val_accuracy": metrics["accuracy"],
+            "val_macro_f1": metrics["macro_f1"],
+            "seconds": seconds,
+            "samples_per_second": len(train_enc) / seconds,
+        }
+        history.append(record)
+        folder = ckpt_root / f"epoch-{epoch}"
+        folder.mkdir(exist_ok=True)
+        save_file(_trainable_state(model), str(folder / "trainable.safetensors"))
+        torch.save(
+            {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
+            folder / "optimizer.pt",
+        )
+        (folder / "state.json").write_text(json.dumps({"epoch": epoch, "history": history}))
+        if on_epoch_end is not None:
+            on_epoch_end(record)
+    progress.close()
+
+    best = max(history, key=lambda h: (h["val_macro_f1"], -h["val_loss"]))
+    best_dir = ckpt_root / f"epoch-{best['epoch']}"
+    model.load_state_dict(load_file(str(best_dir / "trainable.safetensors")), strict=False)
+    model.to("cpu")
+    bundle = save_bundle(
+        model,
+        workdir / "bundle",
+        {
+            **(manifest or {}),
+            "base_model": resolved.reference,
+            "base_model_provenance": resolved.provenance,
+            "labels": list(labels),
+            "max_length": max_len,
+            "method": config.method.name,
+            "selection": selection.strategy,
+            "target_modules": selection.target_modules,
+        },
+    )
+    epochs_run = len(history) - (resumed or 0)
+    samples = epochs_run * len(train_enc)
+    recent = sum(h["seconds"] for h in history[len(history) - epochs_run :]) if epochs_run else 0
+    return TrainResult(
+        bundle_dir=str(bundle),
+        history=history,
+        best_epoch=best["epoch"],
+        train_seconds=train_time,
+        samples_per_second=samples / recent if recent else history[-1]["samples_per_second"],
+        trainable_params=trainable,
+        total_params=total,
+        resumed_from_epoch=resumed,
+        device=device.type,
+    )

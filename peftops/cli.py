@@ -1,0 +1,165 @@
+"""The `peftops` command line: run a domain flow, inspect presets.
+
+Errors a person can fix (bad config, unreadable or invalid data) are printed as messages,
+never as tracebacks, and the command exits non-zero.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
+
+EXIT_CONFIG, EXIT_DATA, EXIT_VALIDATION, EXIT_FAILED = 2, 3, 4, 1
+
+
+def _quiet_environment() -> None:
+    """No telemetry anywhere; keep Prefect's and MLflow's chatter out of the summary."""
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+def build_run_config(
+    domain: str,
+    data: str | None,
+    rev: str | None,
+    text_column: str | None,
+    label_column: str | None,
+    labels: str | None,
+    overrides: list[str],
+):
+    """The domain's preset with the CLI's options and `--set` overrides applied."""
+    from components.config import apply_overrides, load_preset
+
+    config = load_preset(domain)
+    sets: list[str] = []
+    if data is not None:
+        path, _, at = (
+            data.partition("@") if "@" in data and not Path(data).exists() else (data, "", "")
+        )
+        sets.append(f"data.path={json.dumps(path)}")
+        if at:
+            sets.append(f"data.rev={json.dumps(at)}")
+    if rev is not None:
+        sets.append(f"data.rev={json.dumps(rev)}")
+    if text_column is not None:
+        sets.append(f"data.text_column={json.dumps(text_column)}")
+    if label_column is not None:
+        sets.append(f"data.label_column={json.dumps(label_column)}")
+    if labels is not None:
+        names = [x.strip() for x in labels.split(",") if x.strip()]
+        sets.append(f"data.labels={json.dumps(names)}")
+    return apply_overrides(config, sets + list(overrides))
+
+
+@app.command()
+def run(
+    domain: Annotated[str, typer.Argument(help="finance, healthcare or custom")],
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="CSV/JSONL/Parquet file or folder, PATH@REV for a DVC path at a git "
+            "revision, or hf://<dataset id>."
+        ),
+    ] = None,
+    rev: Annotated[str | None, typer.Option(help="Git revision to read --data at.")] = None,
+    text_column: Annotated[str | None, typer.Option(help="Column holding the text.")] = None,
+    label_column: Annotated[str | None, typer.Option(help="Column holding the label.")] = None,
+    labels: Annotated[
+        str | None, typer.Option(help="Comma-separated label set (custom tasks).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a config key: --set training.epochs=2 (repeatable)."),
+    ] = None,
+    summary_json: Annotated[
+        Path | None, typer.Option(help="Also write the run summary as JSON here.")
+    ] = None,
+) -> None:
+    """Run a domain flow end to end: validate, select, train, evaluate, register."""
+    _quiet_environment()
+    from components.config import ConfigError, preset_names
+
+    if domain not in preset_names():
+        raise _fail(f"unknown domain {domain!r}; choose one of {preset_names()}", EXIT_CONFIG)
+    try:
+        config = build_run_config(
+            domain, data, rev, text_column, label_column, labels, list(set_ or [])
+        )
+    except ConfigError as err:
+        raise _fail(str(err), EXIT_CONFIG) from None
+
+    from components.data import DataLoadError
+    from components.modeling import ModelLoadError
+    from components.report import format_summary
+    from components.validation import DataValidationError
+    from flows.pipeline import FLOWS
+
+    try:
+        summary = FLOWS[domain](config=config)
+    except DataValidationError as err:
+        typer.echo(err.report.summary(), err=True)
+        raise _fail(
+            "data validation failed; nothing was trained or registered", EXIT_VALIDATION
+        ) from None
+    except (DataLoadError, ModelLoadError, ConfigError) as err:
+        raise _fail(str(err), EXIT_DATA) from None
+    except Exception as err:  # anything else: say what, where to look, and fail
+        raise _fail(f"{type(err).__name__}: {err}", EXIT_FAILED) from None
+    typer.echo(format_summary(summary))
+    if summary_json is not None:
+        summary_json.write_text(json.dumps(summary.to_dict(), indent=2, default=str))
+
+
+@app.command()
+def presets() -> None:
+    """List the domain presets."""
+    from components.config import preset_names
+
+    for name in preset_names():
+        typer.echo(name)
+
+
+@app.command("config")
+def show_config(
+    domain: Annotated[str, typer.Argument(help="finance, healthcare or custom")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a key.")] = None,
+) -> None:
+    """Print a domain's effective config (preset + overrides) as YAML."""
+    import yaml
+
+    from components.config import ConfigError, apply_overrides, load_preset
+
+    try:
+        config = apply_overrides(load_preset(domain), list(set_ or []))
+    except ConfigError as err:
+        raise _fail(str(err), EXIT_CONFIG) from None
+    typer.echo(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

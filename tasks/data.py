@@ -1,0 +1,60 @@
+"""Load the dataset and validate it with Great Expectations before anything trains."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from components import tracking
+from components.config import PipelineConfig
+from components.data import RawSplits, load_splits
+from components.examples import Examples, infer_labels, to_examples
+from components.validation import DataValidationError, save_report, validate_splits
+
+
+@task(cache_policy=NO_CACHE)
+def load_data(config: PipelineConfig, run_id: str) -> RawSplits:
+    """Read the splits and record the data version on the MLflow run."""
+    raw = load_splits(config.data, tracking.project_dir())
+    tracking.set_tags(run_id, raw.version.as_tags())
+    sizes = {f"data.rows.{k}": len(v) for k, v in raw.frames.items()}
+    tracking.log_metrics(run_id, sizes)
+    get_run_logger().info("loaded %s (%s)", config.data.path, sizes)
+    return raw
+
+
+@task(cache_policy=NO_CACHE)
+def validate_data(raw: RawSplits, config: PipelineConfig, run_id: str) -> Examples:
+    """Run the domain's suite; a failure stops the flow here, before training."""
+    data = config.data
+    train = raw.frames["train"]
+    labels = data.labels or (
+        infer_labels(train, data.label_column, []) if data.label_column in train else []
+    )
+    if not config.validation.enabled:
+        get_run_logger().warning("data validation is disabled (validation.enabled=false)")
+        return to_examples(raw.frames, data.text_column, data.label_column, labels)
+    report = validate_splits(
+        raw.frames,
+        text_column=data.text_column,
+        label_column=data.label_column,
+        labels=labels,
+        config=config.validation,
+        suite_name=f"peftops-{config.domain}",
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in save_report(report, Path(tmp)):
+            tracking.log_artifact(run_id, path, "validation")
+    tracking.set_tags(run_id, {"validation.success": report.success})
+    create_markdown_artifact(
+        report.to_markdown(),
+        key=f"{config.domain}-validation",
+        description="Great Expectations data validation",
+    )
+    if not report.success:
+        raise DataValidationError(report)
+    return to_examples(raw.frames, data.text_column, data.label_column, labels)

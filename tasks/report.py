@@ -1,0 +1,55 @@
+"""The run's model card (Prefect + MLflow artifact) and its end-of-run summary."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from components import tracking
+from components.config import PipelineConfig
+from components.data import DataVersion
+from components.report import RunSummary, model_card
+from components.selection import Selection
+from components.training import TrainResult
+from tasks.evaluation import Evaluation
+from tasks.registry import Registration
+
+
+@task(cache_policy=NO_CACHE)
+def publish_model_card(
+    config: PipelineConfig,
+    run_id: str,
+    data_version: DataVersion,
+    selection: Selection,
+    trained: TrainResult,
+    evaluation: Evaluation,
+    registration: Registration,
+) -> RunSummary:
+    """Collect the run's results into a summary; publish its model card."""
+    summary = RunSummary(
+        domain=config.domain,
+        model_name=config.registry.model_name,
+        mlflow_run_id=run_id,
+        metrics=evaluation.metrics,
+        baseline=evaluation.baseline,
+        champion=evaluation.champion,
+        champion_version=evaluation.champion_version,
+        trainable_params=trained.trainable_params,
+        total_params=trained.total_params,
+        train_seconds=trained.train_seconds,
+        samples_per_second=trained.samples_per_second,
+        method=config.method.name,
+        selection=selection.strategy,
+        target_modules=len(selection.target_modules),
+        version=registration.version,
+        model_uri=registration.model_uri,
+        champion_moved=registration.champion_moved,
+        decision=registration.decision,
+        data_version=data_version.as_tags(),
+        tracking_uri=tracking.tracking_uri(),
+    )
+    card = model_card(summary, selection.table)
+    tracking.log_text(run_id, card, "model_card.md")
+    create_markdown_artifact(card, key=f"{config.domain}-model-card", description="model card")
+    return summary

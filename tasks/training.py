@@ -1,0 +1,104 @@
+"""Fit the baseline, choose what to train, and train it."""
+
+from __future__ import annotations
+
+import csv
+import tempfile
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from components import tracking
+from components.baseline import BaselineResult, run_baseline
+from components.config import PipelineConfig
+from components.examples import Examples
+from components.selection import Selection, run_selection
+from components.training import TrainResult, train_classifier
+
+
+@task(cache_policy=NO_CACHE)
+def fit_baseline(examples: Examples, config: PipelineConfig, run_id: str) -> BaselineResult:
+    """Frozen embeddings + logistic regression: the bar to beat, and the head's start."""
+    m = config.model
+    result = run_baseline(
+        m.base_model, m.pooling, m.max_length, examples.labels, examples.train, examples.test
+    )
+    tracking.log_metrics(
+        run_id,
+        {
+            "baseline.accuracy": result.metrics["accuracy"],
+            "baseline.macro_f1": result.metrics["macro_f1"],
+            "baseline.seconds": result.seconds,
+        },
+    )
+    get_run_logger().info("baseline test accuracy %.4f", result.metrics["accuracy"])
+    return result
+
+
+@task(cache_policy=NO_CACHE)
+def select_trainable_parameters(
+    examples: Examples, baseline: BaselineResult, config: PipelineConfig, run_id: str
+) -> Selection:
+    """Apply the selection strategy and log the module table (scores, counts, chosen)."""
+    selection = run_selection(config, examples.train, len(examples.labels), baseline.probe)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "selection.csv"
+        with path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(selection.table[0]))
+            writer.writeheader()
+            writer.writerows(selection.table)
+        tracking.log_artifact(run_id, path, "selection")
+    tracking.log_dict(run_id, selection.to_dict(), "selection/selection.json")
+    tracking.log_metrics(
+        run_id,
+        {
+            "selection.modules": len(selection.target_modules),
+            "selection.estimated_trainable": selection.estimated_trainable,
+        },
+    )
+    create_table_artifact(
+        selection.table, key=f"{config.domain}-selection", description=selection.summary()
+    )
+    get_run_logger().info("selection: %s", selection.summary())
+    return selection
+
+
+@task(cache_policy=NO_CACHE)
+def train_adapter(
+    examples: Examples,
+    selection: Selection,
+    baseline: BaselineResult,
+    config: PipelineConfig,
+    run_id: str,
+) -> TrainResult:
+    """Train with per-epoch metrics on the MLflow run and checkpoints under `.peftops/`."""
+
+    def on_epoch_end(record: dict) -> None:
+        metrics = {k: v for k, v in record.items() if k != "epoch"}
+        tracking.log_metrics(run_id, metrics, step=record["epoch"])
+
+    result = train_classifier(
+        config,
+        selection,
+        examples.train,
+        examples.validation,
+        examples.labels,
+        workdir=tracking.project_dir() / ".peftops" / "runs" / run_id,
+        probe=baseline.probe,
+        on_epoch_end=on_epoch_end,
+        manifest={"domain": config.domain, "mlflow_run_id": run_id},
+    )
+    tracking.log_metrics(
+        run_id,
+        {
+            "train.seconds": result.train_seconds,
+            "train.samples_per_second": result.samples_per_second,
+            "train.best_epoch": result.best_epoch,
+            "trainable_params": result.trainable_params,
+            "total_params": result.total_params,
+            "trainable_percent": 100 * result.trainable_fraction,
+        },
+    )
+    return result

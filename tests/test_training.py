@@ -1,0 +1,123 @@
+"""The training loop: it learns, checkpoints every epoch, resumes exactly, and LP-FT starts
+from the probe."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from components.baseline import embed_texts, fit_probe, probe_predict, run_baseline
+from components.batching import batch_order, encode, iter_batches
+from components.config import apply_overrides, load_preset
+from components.examples import TextSplit
+from components.modeling import build_classifier, load_bundle
+from components.selection import run_selection
+from components.training import train_classifier
+
+LABELS = ["card", "transfer", "refund", "login"]
+WORDS = {
+    "card": "my card was stolen lost missing",
+    "transfer": "transfer money sent pending arrived",
+    "refund": "refund return money back merchant",
+    "login": "login password app locked access",
+}
+
+
+def _split(n: int, seed: int) -> TextSplit:
+    rng = np.random.default_rng(seed)
+    texts, ids = [], []
+    for i in range(n):
+        label = i % len(LABELS)
+        words = WORDS[LABELS[label]].split()
+        texts.append(" ".join(rng.choice(words, size=rng.integers(3, 7))))
+        ids.append(label)
+    return TextSplit(texts, ids)
+
+
+@pytest.fixture()
+def setup(tiny_bert):
+    config = apply_overrides(
+        load_preset("custom"),
+        [
+            f"model.base_model={tiny_bert}",
+            "model.head_init=random",
+            "training.epochs=3",
+            "training.batch_size=8",
+            "training.learning_rate=0.01",
+            "training.head_learning_rate=0.05",
+            f"data.labels={json.dumps(LABELS)}",
+        ],
+    )
+    return config, _split(64, 0), _split(16, 1)
+
+
+def test_training_learns_checkpoints_and_saves_the_best_epoch(setup, tmp_path):
+    config, train, val = setup
+    selection = run_selection(config, train, len(LABELS))
+    seen = []
+    result = train_classifier(
+        config, selection, train, val, LABELS, tmp_path, on_epoch_end=seen.append
+    )
+    assert [h["epoch"] for h in seen] == [1, 2, 3]
+    assert seen[-1]["train_loss"] < seen[0]["train_loss"]
+    assert max(h["val_accuracy"] for h in seen) > 0.5  # four classes: chance is 0.25
+    for epoch in (1, 2, 3):
+        folder = tmp_path / "checkpoints" / f"epoch-{epoch}"
+        assert (folder / "trainable.safetensors").is_file() and (folder / "state.json").is_file()
+    best = max(seen, key=lambda h: (h["val_macro_f1"], -h["val_loss"]))
+    assert result.best_epoch == best["epoch"]
+    clf = load_bundle(result.bundle_dir)
+    predicted = clf.predict(val.texts)
+    acc = np.mean([LABELS.index(p) == t for p, t in zip(predicted, val.label_ids, strict=True)])
+    assert acc == pytest.approx(best["val_accuracy"])
+    assert 0 < result.trainable_params < result.total_params
+
+
+def test_resume_from_a_checkpoint_matches_an_uninterrupted_run(setup, tmp_path):
+    config, train, val = setup
+    selection = run_selection(config, train, len(LABELS))
+    full = train_classifier(config, selection, train, val, LABELS, tmp_path / "a")
+    # an interrupted run: only epoch 1 finished before it died
+    shutil.copytree(
+        tmp_path / "a" / "checkpoints" / "epoch-1", tmp_path / "b" / "checkpoints" / "epoch-1"
+    )
+    resumed = train_classifier(config, selection, train, val, LABELS, tmp_path / "b")
+    assert resumed.resumed_from_epoch == 1
+    for a, b in zip(full.history, resumed.history, strict=True):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+        assert a["val_accuracy"] == pytest.approx(b["val_accuracy"])
+
+
+def test_probe_initialised_head_reproduces_the_probe(tiny_bert):
+    train, test = _split(48, 0), _split(16, 1)
+    baseline = run_baseline(str(tiny_bert), "mean", 32, LABELS, train, test)
+    assert baseline.metrics["accuracy"] == pytest.approx(
+        np.mean(np.array(baseline.test_predictions) == np.array(test.label_ids))
+    )
+    model, tokenizer, _ = build_classifier(str(tiny_bert), len(LABELS), "mean", baseline.probe)
+    features = embed_texts(model, tokenizer, test.texts, 32)
+    data = encode(tokenizer, test.texts, 32)
+    logits = np.zeros((len(test), len(LABELS)))
+    for batch in iter_batches(data, 8, tokenizer.pad_token_id):
+        out = model(batch["input_ids"], batch["attention_mask"]).detach().numpy()
+        logits[batch["index"].numpy()] = out
+    np.testing.assert_array_equal(logits.argmax(1), probe_predict(baseline.probe, features))
+
+
+def test_binary_probe_keeps_both_classes():
+    rng = np.random.default_rng(0)
+    x = np.vstack([rng.normal(-1, 0.3, (20, 4)), rng.normal(1, 0.3, (20, 4))])
+    y = np.array([0] * 20 + [1] * 20)
+    probe = fit_probe(x, y, 2)
+    assert (probe_predict(probe, x) == y).mean() == 1.0
+
+
+def test_length_grouped_batches_cover_every_example_once():
+    lengths = list(np.random.default_rng(0).integers(1, 60, 203))
+    batches = batch_order(lengths, 16, shuffle=True, seed=3, group_by_length=True)
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(203))
+    spread = np.mean([np.ptp([lengths[i] for i in b]) for b in batches])
+    plain = batch_order(lengths, 16, shuffle=True, seed=3, group_by_length=False)
+    assert spread < np.mean([np.ptp([lengths[i] for i in b]) for b in plain])

