@@ -657,6 +657,12 @@ def _missing_path_error(
     return message
 
 
+def _existing_parent(path: Path) -> Path:
+    while not path.is_dir() and path != path.parent:
+        path = path.parent
+    return path
+
+
 def _load_path(
     config: DataConfig, project_dir: Path, rev: str | None
 ) -> tuple[dict[str, pd.DataFrame] | pd.DataFrame, str | None, str | None]:
@@ -664,7 +670,9 @@ def _load_path(
     path = Path(config.path).expanduser()
     target = Path(os.path.normpath(path if path.is_absolute() else project_dir / path))
     inside = target.is_relative_to(project_dir)
-    commit = _resolve_commit(project_dir, rev)
+    # outside the project (workspace reads only), the commit is that of the data's own repo
+    repo = project_dir if inside or rev is not None else _existing_parent(target)
+    commit = _resolve_commit(repo, rev)
     tree: _Tree
     if rev is None:
         tree = _LocalTree(project_dir)

@@ -74,6 +74,14 @@ def format_summary(s: RunSummary) -> str:
         f" data version    {data_version}",
         f" MLflow run      {s.mlflow_run_id}  ({s.tracking_uri})",
         bar,
+        " MLflow UI:  "
+        + (
+            f"mlflow ui --backend-store-uri {s.tracking_uri}  → http://127.0.0.1:5000"
+            if s.tracking_uri.startswith("sqlite:")
+            else f"open {s.tracking_uri}"
+        ),
+        " Prefect UI: prefect server start  → http://127.0.0.1:4200 (then export "
+        "PREFECT_API_URL=http://127.0.0.1:4200/api so runs show up there)",
     ]
     return "\n".join(lines)
 

@@ -7,6 +7,7 @@ never as tracebacks, and the command exits non-zero.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import warnings
@@ -29,6 +30,25 @@ def _quiet_environment() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+class _NoTracebackFor(logging.Filter):
+    """Drop the traceback from log records about errors whose message already says it all."""
+
+    def __init__(self, errors: tuple[type[BaseException], ...]) -> None:
+        super().__init__()
+        self.errors = errors
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], self.errors):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _hide_tracebacks(errors: tuple[type[BaseException], ...]) -> None:
+    for name in ("prefect", ""):
+        for handler in logging.getLogger(name).handlers:
+            handler.addFilter(_NoTracebackFor(errors))
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -112,6 +132,7 @@ def run(
     from components.validation import DataValidationError
     from flows.pipeline import FLOWS
 
+    _hide_tracebacks((DataValidationError, DataLoadError, ModelLoadError, ConfigError))
     try:
         summary = FLOWS[domain](config=config)
     except DataValidationError as err:
