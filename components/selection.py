@@ -278,29 +278,10 @@ def apply_selection(model: nn.Module, selection: Selection, method: MethodConfig
     return model
 
 
-def peft_config(selection: Selection, method: MethodConfig):
-    """The single place where a method's settings become a peft config."""
-    from peft import IA3Config, LoraConfig
-
-    targets = list(selection.target_modules)
-    if not targets:
-        raise SelectionError(f"method {method.name!r} needs at least one target module")
-    if method.name == "ia3":
-        kinds = {row["module"]: row["kind"] for row in selection.table}
-        ff = [t for t in targets if kinds.get(t) == "feed_forward"]
-        return IA3Config(target_modules=targets, feedforward_modules=ff)
-    return LoraConfig(
-        r=method.r,
-        lora_alpha=method.alpha,
-        lora_dropout=method.dropout,
-        target_modules=targets,
-        use_dora=method.name == "dora",
-        bias="none",
-    )
-
-
 def _wrap_with_peft(backbone: nn.Module, selection: Selection, method: MethodConfig) -> nn.Module:
     from peft import get_peft_model
+
+    from components.methods import peft_config
 
     return get_peft_model(backbone, peft_config(selection, method))
 

@@ -5,10 +5,10 @@ import shutil
 
 import pandas as pd
 import pytest
-from conftest import DATA, tiny_config
 
 from components import registry, tracking
 from components.validation import DataValidationError
+from conftest import DATA, tiny_config
 from flows.pipeline import finance, healthcare
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

@@ -1,0 +1,70 @@
+"""Metrics, the confusion-matrix image, the comparison table and the run summary."""
+
+import pytest
+
+from components.evaluation import (
+    classification_metrics,
+    comparison_rows,
+    ids_from_names,
+    markdown_table,
+    min_recall,
+    save_confusion_matrix,
+)
+from components.report import RunSummary, format_summary, model_card
+
+LABELS = ["a", "b", "c"]
+
+
+def test_metrics_per_class_and_unknown_predictions():
+    truth = [0, 0, 1, 1, 2, 2]
+    predicted = ids_from_names(["a", "a", "b", "zzz", "c", "a"], LABELS)
+    assert predicted == [0, 0, 1, -1, 2, 0]
+    m = classification_metrics(truth, predicted, LABELS)
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    assert m["per_class"]["b"]["recall"] == pytest.approx(0.5)
+    assert m["per_class"]["a"]["precision"] == pytest.approx(2 / 3)
+    assert m["per_class"]["c"]["support"] == 2
+    assert min_recall(m) == pytest.approx(0.5)
+    assert 0 < m["macro_f1"] < 1
+
+
+def test_confusion_matrix_png(tmp_path):
+    path = save_confusion_matrix([0, 1, 2], [0, 2, 2], LABELS, tmp_path / "cm.png", "t")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_comparison_table_skips_missing_models():
+    m = classification_metrics([0, 1], [0, 1], LABELS[:2])
+    rows = comparison_rows({"fine-tuned": m, "champion": None})
+    assert [r["model"] for r in rows] == ["fine-tuned"]
+    assert "| fine-tuned | 1.0 | 1.0 | 1.0 |" in markdown_table(rows)
+
+
+def test_summary_and_model_card_say_what_happened():
+    m = {**classification_metrics([0, 1], [0, 1], LABELS[:2]), "min_recall": 1.0}
+    s = RunSummary(
+        domain="finance",
+        model_name="peftops-finance",
+        mlflow_run_id="r1",
+        metrics=m,
+        baseline=m,
+        trainable_params=10,
+        total_params=1000,
+        version="3",
+        model_uri="models:/peftops-finance/3",
+        champion_moved=True,
+        decision=["no champion"],
+        tracking_uri="sqlite:///x.db",
+    )
+    text = format_summary(s)
+    for needle in (
+        "finance",
+        "1.00%",
+        "models:/peftops-finance/3",
+        "moved yes",
+        "mlflow ui",
+        "prefect server start",
+        "champion before none yet",
+    ):
+        assert needle in text
+    assert "| fine-tuned |" in model_card(s)
