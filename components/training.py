@@ -254,3 +254,21 @@ def train_classifier(
         resumed_from_epoch=resumed,
         device=device.type,
     )
+
+
+def training_key(config: PipelineConfig, train: TextSplit, validation: TextSplit) -> str:
+    """Identifies a training job by everything that determines its result (the data and the
+    data/model/selection/method/training config), so a re-run after a crash finds and resumes
+    the same checkpoints, and a finished identical job is not recomputed."""
+    import hashlib
+
+    relevant = config.model_dump(
+        mode="json", include={"data", "model", "selection", "method", "training"}
+    )
+    relevant["data"].pop("path", None)  # the content below identifies the data
+    relevant["data"].pop("rev", None)
+    digest = hashlib.sha256(json.dumps(relevant, sort_keys=True).encode())
+    for split in (train, validation):
+        for text, label in zip(split.texts, split.label_ids, strict=True):
+            digest.update(f"{label}\t{text}\n".encode())
+    return digest.hexdigest()[:20]

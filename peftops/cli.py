@@ -175,6 +175,28 @@ def show_config(
     typer.echo(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
 
 
+bench = typer.Typer(no_args_is_help=True, help="Benchmarks on real data (not tests).")
+app.add_typer(bench, name="bench")
+
+
+@bench.command("quality")
+def bench_quality(
+    dataset: Annotated[str, typer.Option(help="banking77 or medical_abstracts")] = "banking77",
+    quick: Annotated[bool, typer.Option(help="Subsampled, fewer epochs (< 15 min).")] = False,
+    only: Annotated[
+        list[str] | None, typer.Option(help="Run only these configurations (repeatable).")
+    ] = None,
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
+) -> None:
+    """PEFT configurations side by side: one JSON line per configuration on stdout."""
+    _quiet_environment()
+    from peftops.bench.quality import run_quality_benchmark
+
+    if dataset not in ("banking77", "medical_abstracts"):
+        raise _fail(f"unknown dataset {dataset!r}; use banking77 or medical_abstracts", EXIT_CONFIG)
+    run_quality_benchmark(dataset, quick=quick, only=list(only or []), threads=threads)
+
+
 def main() -> None:
     try:
         app()

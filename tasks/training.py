@@ -15,7 +15,7 @@ from components.baseline import BaselineResult, run_baseline
 from components.config import PipelineConfig
 from components.examples import Examples
 from components.selection import Selection, run_selection
-from components.training import TrainResult, train_classifier
+from components.training import TrainResult, train_classifier, training_key
 
 
 @task(cache_policy=NO_CACHE)
@@ -79,13 +79,15 @@ def train_adapter(
         metrics = {k: v for k, v in record.items() if k != "epoch"}
         tracking.log_metrics(run_id, metrics, step=record["epoch"])
 
+    key = training_key(config, examples.train, examples.validation)
+    tracking.set_tags(run_id, {"training.key": key})
     result = train_classifier(
         config,
         selection,
         examples.train,
         examples.validation,
         examples.labels,
-        workdir=tracking.project_dir() / ".peftops" / "runs" / run_id,
+        workdir=tracking.project_dir() / ".peftops" / "runs" / key,
         probe=baseline.probe,
         on_epoch_end=on_epoch_end,
         manifest={"domain": config.domain, "mlflow_run_id": run_id},

@@ -121,3 +121,18 @@ def test_length_grouped_batches_cover_every_example_once():
     spread = np.mean([np.ptp([lengths[i] for i in b]) for b in batches])
     plain = batch_order(lengths, 16, shuffle=True, seed=3, group_by_length=False)
     assert spread < np.mean([np.ptp([lengths[i] for i in b]) for b in plain])
+
+
+def test_training_key_changes_with_data_and_config_only(setup):
+    from components.training import training_key
+
+    config, train, val = setup
+    key = training_key(config, train, val)
+    assert key == training_key(config, train, val)
+    moved = config.model_copy(update={"data": config.data.model_copy(update={"path": "elsewhere"})})
+    assert training_key(moved, train, val) == key  # where the data lives is not what it is
+    faster = config.model_copy(
+        update={"training": config.training.model_copy(update={"learning_rate": 0.5})}
+    )
+    assert training_key(faster, train, val) != key
+    assert training_key(config, _split(64, 7), val) != key
