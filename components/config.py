@@ -16,11 +16,44 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 Domain = Literal["finance", "healthcare", "custom"]
-MethodName = Literal["lora", "dora", "ia3", "full"]
+MethodName = Literal[
+    "lora",
+    "rslora",
+    "dora",
+    "adalora",
+    "ia3",
+    "loha",
+    "lokr",
+    "vera",
+    "prompt_tuning",
+    "prefix_tuning",
+    "full",
+    "bitfit",
+    "layer_freeze",
+    "head_only",
+]
 Strategy = Literal[
     "attention", "all_linear", "top_n_layers", "bias_only", "head_only", "auto", "all", "modules"
 ]
-ADAPTER_METHODS = ("lora", "dora", "ia3")
+# Methods that wrap the backbone in a peft model (the rest train backbone tensors directly).
+ADAPTER_METHODS = (
+    "lora",
+    "rslora",
+    "dora",
+    "adalora",
+    "ia3",
+    "loha",
+    "lokr",
+    "vera",
+    "prompt_tuning",
+    "prefix_tuning",
+)
+# Adapter methods that add virtual tokens instead of wrapping modules (the selection is unused).
+PROMPT_METHODS = ("prompt_tuning", "prefix_tuning")
+# LoRA-family methods whose per-module rank `auto` can allocate (peft `rank_pattern`).
+RANKED_METHODS = ("lora", "rslora", "dora")
+# Convenience method names that are `full` plus a fixed selection strategy.
+IMPLIED_STRATEGY = {"bitfit": "bias_only", "layer_freeze": "top_n_layers", "head_only": "head_only"}
 
 
 class _Stage(BaseModel):
@@ -114,22 +147,71 @@ class SelectionConfig(_Stage):
         le=1,
         description="`auto`: largest trainable share of the base model's parameters.",
     )
+    budget_params: int | None = Field(
+        None,
+        ge=1,
+        description="`auto`: largest number of trained parameters; overrides `budget` when set.",
+    )
     importance: Literal["grad_x_weight", "fisher"] = Field(
-        "grad_x_weight", description="`auto`: importance measure for each module."
+        "grad_x_weight",
+        description="`auto`: the measure that chooses modules (both are computed and recorded).",
     )
     calibration_batches: int = Field(
         4, ge=1, le=64, description="`auto`: training batches used to score modules."
+    )
+    allocate_ranks: bool = Field(
+        True,
+        description=(
+            "`auto` with lora/rslora/dora: give each chosen module its own rank from its score "
+            "(peft `rank_pattern`), under the same budget."
+        ),
+    )
+    proxy_steps: int = Field(
+        0,
+        ge=0,
+        le=1000,
+        description=(
+            "`auto`: train each candidate selection this many steps and keep the one with the "
+            "lowest validation loss (0: off)."
+        ),
+    )
+    proxy_candidates: int = Field(
+        3, ge=2, le=4, description="`auto` with proxy runs: candidate selections compared."
     )
 
 
 class MethodConfig(_Stage):
     name: MethodName = Field(
         "lora",
-        description="`lora`, `dora`, `ia3` (peft adapters) or `full` (train the selection).",
+        description=(
+            "peft adapters on the selected modules: `lora`, `rslora` (LoRA scaled by "
+            "alpha/sqrt(r)), `dora`, `adalora` (rank pruned during training), `ia3`, `loha`, "
+            "`lokr`, `vera`; virtual tokens (selection unused): `prompt_tuning`, "
+            "`prefix_tuning`; or train backbone tensors directly: `full` (the selection as is), "
+            "`bitfit` (= full + bias_only), `layer_freeze` (= full + top_n_layers), `head_only` "
+            "(= full + head_only). The last three set selection.strategy (from the default "
+            "`attention`) and reject any other strategy."
+        ),
     )
-    r: int = Field(8, ge=1, le=512, description="LoRA/DoRA rank.")
-    alpha: int = Field(16, ge=1, le=1024, description="LoRA/DoRA scaling numerator.")
-    dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the adapter input.")
+    r: int = Field(
+        8,
+        ge=1,
+        le=512,
+        description="Rank of lora/rslora/dora/loha/lokr, AdaLoRA's initial rank, VeRA's "
+        "shared projection rank (VeRA usually wants a large one, e.g. 256).",
+    )
+    alpha: int = Field(
+        16, ge=1, le=1024, description="Scaling numerator (lora family, adalora, loha, lokr)."
+    )
+    dropout: float = Field(
+        0.05, ge=0, lt=1, description="Dropout on the adapter input (lora family, adalora, vera)."
+    )
+    target_r: int = Field(
+        4, ge=1, le=512, description="AdaLoRA: average rank per module after pruning (<= r)."
+    )
+    num_virtual_tokens: int = Field(
+        10, ge=1, le=256, description="Prompt/prefix tuning: virtual tokens prepended."
+    )
 
 
 class TrainingConfig(_Stage):
@@ -179,6 +261,12 @@ class RegistryConfig(_Stage):
     min_class_recall: float | None = Field(
         None, ge=0, le=1, description="Every class must reach this recall (empty: no floor)."
     )
+    require_approval: bool = Field(
+        False, description="Pause for a person's approval (Prefect UI) before @champion moves."
+    )
+    approval_timeout_minutes: int = Field(
+        60, ge=1, le=7 * 24 * 60, description="Unanswered approvals count as rejected after this."
+    )
 
 
 class PipelineConfig(_Stage):
@@ -196,6 +284,26 @@ class PipelineConfig(_Stage):
 
     @model_validator(mode="after")
     def _check_combinations(self) -> PipelineConfig:
+        name, strategy = self.method.name, self.selection.strategy
+        implied = IMPLIED_STRATEGY.get(name)
+        if implied is not None and strategy != implied:
+            if strategy != "attention":  # the default: replaced by the implied strategy
+                raise ValueError(
+                    f"method.name={name!r} implies selection.strategy={implied!r}, got "
+                    f"{strategy!r}: drop selection.strategy or use method.name=full"
+                )
+            update = {"strategy": implied}
+            object.__setattr__(self, "selection", self.selection.model_copy(update=update))
+        if name in PROMPT_METHODS and strategy == "auto":
+            raise ValueError(
+                f"method.name={name!r} adds virtual tokens, not modules: "
+                "selection.strategy='auto' has nothing to choose"
+            )
+        if name == "adalora" and self.method.target_r > self.method.r:
+            raise ValueError(
+                f"method.target_r={self.method.target_r} must not exceed method.r={self.method.r} "
+                "(AdaLoRA prunes from r down to target_r)"
+            )
         adapter = self.method.name in ADAPTER_METHODS
         if adapter and self.selection.strategy in ("bias_only", "head_only"):
             raise ValueError(

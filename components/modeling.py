@@ -106,7 +106,9 @@ class PooledClassifier(nn.Module):
 
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         states = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
-        return pool(states.last_hidden_state, attention_mask, self.pooling)
+        # prompt tuning prepends virtual tokens: pool the real tokens only
+        hidden = states.last_hidden_state[:, -attention_mask.size(1) :]
+        return pool(hidden, attention_mask, self.pooling)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.head(self.embed(input_ids, attention_mask))

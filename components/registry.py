@@ -10,9 +10,12 @@ Invariants:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,8 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from components import tracking
-from components.config import RegistryConfig
+from components.config import PipelineConfig, RegistryConfig
+from components.data import DataVersion
 from components.evaluation import min_recall
 from components.modeling import load_bundle
 
@@ -199,20 +203,99 @@ def decide_promotion(
     return Decision(ok, reasons)
 
 
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def fingerprint(config: PipelineConfig, data_version: DataVersion) -> dict[str, str]:
+    """What a model was made from: the data read (content hash), the base model, and the
+    training-relevant config. Equal fingerprints mean retraining would change nothing."""
+    relevant = config.model_dump(
+        mode="json", include={"data", "validation", "model", "selection", "method", "training"}
+    )
+    relevant["data"].pop("path", None)
+    relevant["data"].pop("rev", None)
+    digest = hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:20]
+    return {
+        "data": data_version.content_hash,
+        "base_model": config.model.base_model,
+        "config": digest,
+    }
+
+
+def audit_tags(action: str, by: str, reason: str) -> dict[str, str]:
+    """When, who/which run, and why an alias moved: kept as model-version tags."""
+    return {
+        "promotion.action": action,
+        "promotion.at": _now(),
+        "promotion.by": by,
+        "promotion.reason": reason,
+    }
+
+
 def promote(name: str, version: str, expected_champion: str | None, tags: dict[str, Any]) -> None:
-    """Move `@champion` to `version` if the champion is still `expected_champion`."""
+    """Move `@champion` to `version` if the champion is still `expected_champion`
+    (compare-and-set), then record the audit `tags` and the previous champion on `version`."""
     c = tracking.client()
     current = get_alias_version(name, CHAMPION)
-    if current != expected_champion:
+    if current == version:  # already done (a retried call): only the tags may be missing
+        expected_champion = current
+    elif current != expected_champion:
         raise RegistryError(
             f"@{CHAMPION} of {name} moved from v{expected_champion} to v{current} during this "
             "run; not overwriting it (re-run to compare against the new champion)"
         )
-    c.set_registered_model_alias(name, CHAMPION, version)
+    if current != version:
+        c.set_registered_model_alias(name, CHAMPION, version)
     for key, value in tags.items():
         c.set_model_version_tag(name, version, key, str(value))
-    if current is not None:
+    if current is not None and current != version:
         c.set_model_version_tag(name, version, "promotion.previous_champion", current)
+
+
+def _require_version(name: str, version: str) -> None:
+    try:
+        tracking.client().get_model_version(name, version)
+    except MlflowException:
+        raise RegistryError(f"{name} has no version {version}") from None
+
+
+def promote_version(name: str, version: str, by: str, reason: str) -> str | None:
+    """A person's promotion: `@champion` → `version`. Returns the previous champion."""
+    _require_version(name, version)
+    previous = get_alias_version(name, CHAMPION)
+    promote(name, version, previous, audit_tags("promote", by, reason))
+    return previous
+
+
+def rollback(name: str, by: str, reason: str) -> tuple[str, str]:
+    """Move `@champion` back to the version it replaced. Returns (from, to)."""
+    current = get_alias_version(name, CHAMPION)
+    if current is None:
+        raise RegistryError(f"{name} has no @{CHAMPION} to roll back")
+    tags = tracking.client().get_model_version(name, current).tags
+    target = tags.get("promotion.previous_champion")
+    if not target:
+        raise RegistryError(f"{name} v{current} has no previous champion to roll back to")
+    _require_version(name, target)
+    tracking.client().set_registered_model_alias(name, CHAMPION, target)
+    c = tracking.client()
+    for key, value in audit_tags("rollback", by, reason).items():
+        c.set_model_version_tag(name, target, key, value)
+    c.set_model_version_tag(name, target, "promotion.rolled_back_from", current)
+    c.set_model_version_tag(name, current, "rolled_back.at", _now())
+    return current, target
+
+
+def unchanged_champion(name: str, fingerprint: dict[str, str]) -> str | None:
+    """The `@champion` version when it was trained on exactly this data, base model and
+    config (its `fingerprint.*` tags equal `fingerprint`); None otherwise."""
+    version = get_alias_version(name, CHAMPION)
+    if version is None:
+        return None
+    tags = tracking.client().get_model_version(name, version).tags
+    same = all(tags.get(f"fingerprint.{k}") == v for k, v in fingerprint.items())
+    return version if same else None
 
 
 def cleanup_dir(path: Path) -> None:

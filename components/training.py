@@ -27,6 +27,7 @@ from components.batching import Encoded, encode, iter_batches
 from components.config import PipelineConfig
 from components.evaluation import classification_metrics
 from components.examples import TextSplit
+from components.methods import step_hook
 from components.modeling import PooledClassifier, build_classifier, count_parameters, save_bundle
 from components.selection import Selection, apply_selection
 
@@ -129,7 +130,10 @@ def train_classifier(
     model, tokenizer, resolved = build_classifier(
         config.model.base_model, len(labels), config.model.pooling, head
     )
-    model = apply_selection(model, selection, config.method)
+    steps_per_epoch = math.ceil(len(train.texts) / cfg.batch_size)
+    total_steps = steps_per_epoch * cfg.epochs
+    model = apply_selection(model, selection, config.method, total_steps)
+    allocate = step_hook(model.backbone)  # AdaLoRA's rank budget; None for other methods
     device = pick_device()
     model.to(device)
     trainable, total = count_parameters(model)
@@ -146,8 +150,6 @@ def train_classifier(
     if body_params:
         groups.append({"params": body_params, "lr": cfg.learning_rate})
     optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
-    steps_per_epoch = math.ceil(len(train_enc) / cfg.batch_size)
-    total_steps = steps_per_epoch * cfg.epochs
     scheduler = _linear_warmup_decay(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
 
     history: list[dict] = []
@@ -185,13 +187,15 @@ def train_classifier(
             seed=cfg.seed + epoch,
             group_by_length=cfg.group_by_length,
         )
-        for batch in batches:
+        for step, batch in enumerate(batches, start=(epoch - 1) * steps_per_epoch):
             with autocast_for(device):
                 logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
             loss = nn.functional.cross_entropy(logits.float(), batch["labels"].to(device))
             loss.backward()
             optimizer.step()
             scheduler.step()
+            if allocate is not None:
+                allocate(step)
             optimizer.zero_grad(set_to_none=True)
             loss_sum += loss.item() * len(batch["index"])
             progress.update(1)

@@ -6,10 +6,11 @@ from prefect import flow
 
 from components.config import PipelineConfig, load_preset
 from components.report import RunSummary
+from tasks.approval import request_approval
 from tasks.data import load_data, validate_data
 from tasks.evaluation import evaluate
-from tasks.registry import register_model
-from tasks.report import publish_model_card
+from tasks.registry import check_for_changes, promote_model, register_model
+from tasks.report import publish_model_card, skipped_summary
 from tasks.tracking import end_mlflow_run, start_mlflow_run
 from tasks.training import fit_baseline, select_trainable_parameters, train_adapter
 
@@ -17,11 +18,17 @@ FINANCE_DEFAULTS = load_preset("finance")
 HEALTHCARE_DEFAULTS = load_preset("healthcare")
 
 
-def run_pipeline(config: PipelineConfig) -> RunSummary:
-    """validate → baseline → select → train → evaluate → register, in one MLflow run."""
+def run_pipeline(config: PipelineConfig, force: bool = True) -> RunSummary:
+    """validate → baseline → select → train → evaluate → register → promote, in one MLflow
+    run. Unless `force`, a run whose data, base model and config equal `@champion`'s stops
+    early as skipped."""
     run_id = start_mlflow_run(config)
     try:
         raw = load_data(config, run_id)
+        skip_reason = check_for_changes(config, raw.version, force, run_id)
+        if skip_reason:
+            end_mlflow_run(run_id, "FINISHED")
+            return skipped_summary(config, run_id, skip_reason)
         examples = validate_data(raw, config, run_id)
         baseline = fit_baseline(examples, config, run_id)
         selection = select_trainable_parameters(examples, baseline, config, run_id)
@@ -30,6 +37,8 @@ def run_pipeline(config: PipelineConfig) -> RunSummary:
         registration = register_model(
             trained, evaluation, selection, raw.version, examples, config, run_id
         )
+        approver = request_approval(registration, config)
+        registration = promote_model(registration, config, run_id, approver)
         summary = publish_model_card(
             config, run_id, raw.version, selection, trained, evaluation, registration
         )
@@ -41,9 +50,9 @@ def run_pipeline(config: PipelineConfig) -> RunSummary:
 
 
 @flow(name="peftops-finetune", log_prints=True)
-def finetune(config: PipelineConfig) -> RunSummary:
+def finetune(config: PipelineConfig, force: bool = True) -> RunSummary:
     """Fine-tune on any dataset: the generic pipeline with a full config."""
-    return run_pipeline(config)
+    return run_pipeline(config, force)
 
 
 def _domain(config: PipelineConfig, domain: str) -> PipelineConfig:
@@ -53,15 +62,17 @@ def _domain(config: PipelineConfig, domain: str) -> PipelineConfig:
 
 
 @flow(name="peftops-finance", log_prints=True)
-def finance(config: PipelineConfig = FINANCE_DEFAULTS) -> RunSummary:
-    """Finance: banking-support intents, promoted on macro-F1 over champion and baseline."""
-    return run_pipeline(_domain(config, "finance"))
+def finance(config: PipelineConfig = FINANCE_DEFAULTS, force: bool = True) -> RunSummary:
+    """Finance: banking-support intents, promoted on macro-F1 over champion and baseline.
+    `force=false` (scheduled retraining) skips the run when nothing changed."""
+    return run_pipeline(_domain(config, "finance"), force)
 
 
 @flow(name="peftops-healthcare", log_prints=True)
-def healthcare(config: PipelineConfig = HEALTHCARE_DEFAULTS) -> RunSummary:
-    """Healthcare: patient-message triage, PHI-checked data, a per-class recall floor."""
-    return run_pipeline(_domain(config, "healthcare"))
+def healthcare(config: PipelineConfig = HEALTHCARE_DEFAULTS, force: bool = True) -> RunSummary:
+    """Healthcare: patient-message triage, PHI-checked data, a per-class recall floor.
+    `force=false` (scheduled retraining) skips the run when nothing changed."""
+    return run_pipeline(_domain(config, "healthcare"), force)
 
 
 FLOWS = {"finance": finance, "healthcare": healthcare, "custom": finetune}

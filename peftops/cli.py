@@ -112,6 +112,10 @@ def run(
     summary_json: Annotated[
         Path | None, typer.Option(help="Also write the run summary as JSON here.")
     ] = None,
+    skip_unchanged: Annotated[
+        bool,
+        typer.Option(help="Skip when data, base model and config equal @champion's."),
+    ] = False,
 ) -> None:
     """Run a domain flow end to end: validate, select, train, evaluate, register."""
     _quiet_environment()
@@ -134,7 +138,7 @@ def run(
 
     _hide_tracebacks((DataValidationError, DataLoadError, ModelLoadError, ConfigError))
     try:
-        summary = FLOWS[domain](config=config)
+        summary = FLOWS[domain](config=config, force=not skip_unchanged)
     except DataValidationError as err:
         typer.echo(err.report.summary(), err=True)
         raise _fail(
@@ -173,6 +177,96 @@ def show_config(
     except ConfigError as err:
         raise _fail(str(err), EXIT_CONFIG) from None
     typer.echo(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+
+
+def _model_name(domain: str) -> str:
+    from components.config import ConfigError, load_preset
+
+    try:
+        return load_preset(domain).registry.model_name
+    except ConfigError as err:
+        raise _fail(str(err), EXIT_CONFIG) from None
+
+
+def _who() -> str:
+    import getpass
+
+    return f"user:{os.environ.get('PEFTOPS_USER') or getpass.getuser()}"
+
+
+@app.command()
+def promote(
+    domain: Annotated[str, typer.Argument(help="finance, healthcare or custom")],
+    version: Annotated[str, typer.Argument(help="Model version to make @champion.")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit trail).")] = "manual",
+) -> None:
+    """Make VERSION the domain's @champion (audit: when, who, why as version tags)."""
+    _quiet_environment()
+    from components import registry
+
+    name = _model_name(domain)
+    try:
+        previous = registry.promote_version(name, version, _who(), reason)
+    except registry.RegistryError as err:
+        raise _fail(str(err), EXIT_FAILED) from None
+    was = f"v{previous}" if previous else "none"
+    typer.echo(f"{name}: @champion v{version} (was {was})")
+
+
+@app.command()
+def rollback(
+    domain: Annotated[str, typer.Argument(help="finance, healthcare or custom")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit trail).")] = "rollback",
+) -> None:
+    """Move the domain's @champion back to the version it replaced."""
+    _quiet_environment()
+    from components import registry
+
+    name = _model_name(domain)
+    try:
+        old, new = registry.rollback(name, _who(), reason)
+    except registry.RegistryError as err:
+        raise _fail(str(err), EXIT_FAILED) from None
+    typer.echo(f"{name}: @champion v{new} (rolled back from v{old})")
+
+
+@app.command()
+def predict(
+    domain: Annotated[str, typer.Argument(help="finance, healthcare or custom")],
+    texts: Annotated[list[str], typer.Argument(help="Texts to classify.")],
+    alias: Annotated[str, typer.Option(help="Alias or version to load.")] = "champion",
+) -> None:
+    """Classify texts with the domain's registered model (default: @champion)."""
+    _quiet_environment()
+    import pandas as pd
+
+    from components import registry
+
+    name = _model_name(domain)
+    try:
+        model = registry.load_model(name, alias)
+    except Exception as err:
+        raise _fail(f"cannot load {registry.model_uri(name, alias)}: {err}", EXIT_FAILED) from None
+    out = model.predict(pd.DataFrame({"text": texts}))
+    for text, label, score in zip(texts, out["label"], out["score"], strict=True):
+        typer.echo(f"{label}\t{score:.3f}\t{text}")
+
+
+@app.command()
+def serve(
+    no_schedules: Annotated[
+        bool, typer.Option(help="Register the deployments without their cron schedules.")
+    ] = False,
+) -> None:
+    """Serve the finance and healthcare deployments from this process (Ctrl-C stops).
+
+    Needs a Prefect server: `prefect server start` and PREFECT_API_URL (see README)."""
+    _quiet_environment()
+    from prefect import serve as prefect_serve
+
+    from flows.deployments import build_deployments
+
+    prefect_serve(*build_deployments(schedules=not no_schedules))
 
 
 bench = typer.Typer(no_args_is_help=True, help="Benchmarks on real data (not tests).")

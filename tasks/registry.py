@@ -1,12 +1,12 @@
-"""Register the model with its lineage and apply the domain's promotion policy."""
+"""Register the model with its lineage, decide on promotion, and move `@champion`."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from components import registry, tracking
@@ -24,6 +24,7 @@ class Registration:
     model_uri: str | None = None
     champion_moved: bool = False
     previous_champion: str | None = None
+    promote: bool = False
     decision: list[str] = field(default_factory=list)
 
 
@@ -35,8 +36,10 @@ def lineage_tags(
     evaluation: Evaluation,
 ) -> dict[str, str]:
     """Everything needed to say where a version came from."""
+    prints = registry.fingerprint(config, data_version)
     return {
         **data_version.as_tags(),
+        **{f"fingerprint.{k}": v for k, v in prints.items()},
         "git_commit": tracking.git_commit() or "unknown",
         "domain": config.domain,
         "base_model": config.model.base_model,
@@ -52,6 +55,31 @@ def lineage_tags(
     }
 
 
+@task(cache_policy=NO_CACHE)
+def check_for_changes(
+    config: PipelineConfig, data_version: DataVersion, force: bool, run_id: str
+) -> str | None:
+    """The reason to skip this run (nothing changed since `@champion`), or None to go on."""
+    if force:
+        return None
+    prints = registry.fingerprint(config, data_version)
+    version = registry.unchanged_champion(config.registry.model_name, prints)
+    if version is None:
+        return None
+    reason = (
+        f"skipped: nothing changed — @champion v{version} was trained on the same data "
+        f"({prints['data'][:12]}), base model and config (set force=true to retrain)"
+    )
+    tracking.set_tags(run_id, {"skipped": "true", "skipped.reason": reason})
+    create_markdown_artifact(
+        f"# {config.domain}: skipped\n\n{reason}",
+        key=f"{config.domain}-model-card",
+        description="retraining skipped",
+    )
+    get_run_logger().info(reason)
+    return reason
+
+
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
 def register_model(
     trained: TrainResult,
@@ -62,8 +90,7 @@ def register_model(
     config: PipelineConfig,
     run_id: str,
 ) -> Registration:
-    """Log the pyfunc model, register a version (`@challenger`), maybe move `@champion`."""
-    logger = get_run_logger()
+    """Log the pyfunc model, register a version (`@challenger`), apply the policy."""
     policy, name = config.registry, config.registry.model_name
     if not policy.enabled:
         return Registration(decision=["registration disabled (registry.enabled=false)"])
@@ -76,29 +103,46 @@ def register_model(
     if evaluation.champion_error:
         decision.promote = False
         decision.reasons.append(evaluation.champion_error)
-    moved = False
-    if decision.promote and policy.promote:
-        when = datetime.now(UTC).isoformat(timespec="seconds")
-        audit = {
-            "promotion.at": when,
-            "promotion.by": f"run:{run_id}",
-            "promotion.reason": "policy",
-        }
-        try:
-            registry.promote(name, version, evaluation.champion_version, audit)
-            moved = True
-        except registry.RegistryError as err:
-            decision.reasons.append(str(err))
-    elif decision.promote:
+    if decision.promote and not policy.promote:
+        decision.promote = False
         decision.reasons.append("promotion disabled (registry.promote=false)")
-    client = tracking.client()
-    client.set_model_version_tag(name, version, "promotion.decision", "; ".join(decision.reasons))
-    tracking.set_tags(run_id, {"registered_version": version, "champion_moved": moved})
-    logger.info("registered %s v%s; @champion moved: %s", name, version, moved)
+    tracking.set_tags(run_id, {"registered_version": version})
+    get_run_logger().info("registered %s v%s (@challenger)", name, version)
     return Registration(
         version=version,
         model_uri=registry.model_uri(name, version),
-        champion_moved=moved,
         previous_champion=evaluation.champion_version,
+        promote=decision.promote,
         decision=decision.reasons,
     )
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+def promote_model(
+    registration: Registration, config: PipelineConfig, run_id: str, approved_by: str = ""
+) -> Registration:
+    """Move `@champion` when the policy passed (compare-and-set); record the decision."""
+    name, version = config.registry.model_name, registration.version
+    if version is None:
+        return registration
+    moved = False
+    if registration.promote:
+        by = approved_by or f"run:{run_id}"
+        reason = "; ".join(registration.decision)
+        try:
+            registry.promote(
+                name,
+                version,
+                registration.previous_champion,
+                registry.audit_tags("promote", by, f"policy passed: {reason}"),
+            )
+            moved = True
+        except registry.RegistryError as err:
+            registration.decision.append(str(err))
+    tracking.client().set_model_version_tag(
+        name, version, "promotion.decision", "; ".join(registration.decision)
+    )
+    tracking.set_tags(run_id, {"champion_moved": moved})
+    get_run_logger().info("%s v%s: @champion moved: %s", name, version, moved)
+    registration.champion_moved = moved
+    return registration

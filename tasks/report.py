@@ -53,3 +53,15 @@ def publish_model_card(
     tracking.log_text(run_id, card, "model_card.md")
     create_markdown_artifact(card, key=f"{config.domain}-model-card", description="model card")
     return summary
+
+
+def skipped_summary(config: PipelineConfig, run_id: str, reason: str) -> RunSummary:
+    """The summary of a run that stopped early because nothing changed."""
+    return RunSummary(
+        domain=config.domain,
+        model_name=config.registry.model_name,
+        mlflow_run_id=run_id,
+        status="skipped",
+        message=reason,
+        tracking_uri=tracking.tracking_uri(),
+    )

@@ -14,7 +14,7 @@ from components import tracking
 from components.baseline import BaselineResult, run_baseline
 from components.config import PipelineConfig
 from components.examples import Examples
-from components.selection import Selection, run_selection
+from components.selection import Selection, run_selection, save_selection_plot
 from components.training import TrainResult, train_classifier, training_key
 
 
@@ -41,15 +41,23 @@ def fit_baseline(examples: Examples, config: PipelineConfig, run_id: str) -> Bas
 def select_trainable_parameters(
     examples: Examples, baseline: BaselineResult, config: PipelineConfig, run_id: str
 ) -> Selection:
-    """Apply the selection strategy and log the module table (scores, counts, chosen)."""
-    selection = run_selection(config, examples.train, len(examples.labels), baseline.probe)
+    """Apply the selection strategy and log the module and layer tables and the score plot."""
+    selection = run_selection(
+        config, examples.train, len(examples.labels), baseline.probe, examples.validation
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "selection.csv"
-        with path.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(selection.table[0]))
-            writer.writeheader()
-            writer.writerows(selection.table)
-        tracking.log_artifact(run_id, path, "selection")
+        for name, rows in (
+            ("selection.csv", selection.table),
+            ("layers.csv", selection.layer_table),
+        ):
+            path = Path(tmp) / name
+            with path.open("w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(rows)
+            tracking.log_artifact(run_id, path, "selection")
+        plot = save_selection_plot(selection, Path(tmp) / "selection.png")
+        tracking.log_artifact(run_id, plot, "selection")
     tracking.log_dict(run_id, selection.to_dict(), "selection/selection.json")
     tracking.log_metrics(
         run_id,

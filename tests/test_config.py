@@ -79,7 +79,22 @@ def test_flow_parameters_render_as_a_typed_form():
     schema = parameter_schema(finance.fn).model_dump()
     definitions = schema["definitions"]
     method = definitions["MethodConfig"]["properties"]
-    assert method["name"]["enum"] == ["lora", "dora", "ia3", "full"]
+    assert method["name"]["enum"] == [
+        "lora",
+        "rslora",
+        "dora",
+        "adalora",
+        "ia3",
+        "loha",
+        "lokr",
+        "vera",
+        "prompt_tuning",
+        "prefix_tuning",
+        "full",
+        "bitfit",
+        "layer_freeze",
+        "head_only",
+    ]
     assert method["r"]["minimum"] == 1 and method["r"]["description"]
     training = definitions["TrainingConfig"]["properties"]
     assert training["learning_rate"]["exclusiveMinimum"] == 0

@@ -51,6 +51,8 @@ def test_finance_flow_registers_a_champion_with_lineage_then_a_worse_run_does_no
     assert len(tracking.client().get_metric_history(run.info.run_id, "val_loss")) == 2
     artifacts = {a.path for a in tracking.client().list_artifacts(run.info.run_id)}
     assert {"model", "validation", "evaluation", "selection", "model_card.md"} <= artifacts
+    logged = {a.path for a in tracking.client().list_artifacts(run.info.run_id, "selection")}
+    assert {f"selection/{f}" for f in ("selection.csv", "layers.csv", "selection.png")} <= logged
 
     # The registered model loads through pyfunc and predicts label names.
     model = registry.load_model(name, "champion")
