@@ -9,9 +9,16 @@ Two domains are written, each as stratified train/validation/test CSV files with
 
 Every message is composed from hand-written templates (authored for peftops, not taken from any
 existing dataset), slot fills, optional openers/closers/context sentences and a few "register"
-tweaks (lowercase, missing final punctuation). Generation is fully deterministic: the same
-``--seed`` always produces byte-identical files. Healthcare texts never contain names, contact
-details, identifiers or dates (only small numbers such as doses or temperatures).
+tweaks (lowercase, missing final punctuation, abbreviations, typos). Generation is fully
+deterministic: the same ``--seed`` always produces byte-identical files. Healthcare texts never
+contain names, contact details, identifiers or dates (only small numbers such as doses or
+temperatures).
+
+The data is meant to be moderately hard, like real support traffic: many messages are "hard"
+phrasings (a neighbouring intent's keywords used in passing or negated, indirect wording, very
+short messages) or carry a side remark about another intent, so that a frozen-embedding probe
+reaches only about 0.80-0.90 accuracy and fine-tuning has room to show its value. Every label
+is still the one a human reader would give; no label noise is added.
 
 Usage::
 
@@ -44,6 +51,10 @@ P_CONTEXT_FIRST = 0.5
 P_LOWERCASE = 0.08
 P_TEXTSPEAK = 0.35
 P_NO_FINAL_PUNCT = 0.12
+P_ABBREVIATE = 0.3  # casual abbreviations and dropped apostrophes ("pls", "acct", "dont")
+P_ABBREVIATION_EACH = 0.7  # each matching abbreviation, once a message is abbreviated
+P_TYPO = 0.3  # one or two typos (swapped, dropped or doubled letters)
+P_SECOND_ASIDE = 0.3  # a second statement about another intent, once there is one
 # Number of extra context / follow-up sentences: (count, cumulative probability).
 EXTRA_COUNTS = ((1, 0.25), (2, 0.37), (3, 0.43))
 
@@ -94,7 +105,7 @@ FIN_SLOTS: dict[str, tuple[str, ...]] = {
     "day": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "the 1st", "the 15th"),
     "duration": (
         "3 days", "a week", "over a week", "5 working days", "two days", "48 hours",
-        "more than 10 days", "since Tuesday", "four days", "nearly two weeks",
+        "more than 10 days", "six days", "four days", "nearly two weeks",
     ),
     "country": (
         "Spain", "France", "the US", "Japan", "Thailand", "Portugal", "Mexico", "Poland", "Italy",
@@ -528,6 +539,296 @@ FIN_SIZES = {
     "unrecognised_charge": 119,
 }
 
+# Harder phrasings of every intent, drawn instead of the plain templates with probability
+# ``p_hard``: the keywords of a neighbouring intent used in passing or negated ("my card works
+# fine, it's the transfer ..."), indirect wording without the obvious keyword, a clearly
+# primary request next to a secondary remark, and very short but still decidable messages.
+FIN_HARD: dict[str, tuple[str, ...]] = {
+    "card_lost_or_stolen": (
+        "Nothing odd on my statement so far, but my {card} is definitely gone. Last had it "
+        "{place_lost}. Please block it.",
+        "My card isn't being declined or anything, I just physically don't have it anymore. "
+        "Can you stop it and send a new one?",
+        "Forget my exchange rate question from earlier, more urgent now: my card went missing "
+        "in {city}.",
+        "I can log into the app fine, it's the card itself that's gone. I think it fell out of "
+        "my pocket {place_lost}.",
+        "had my bag snatched {place_lost}, everything was in it. what do i do so nobody can "
+        "spend on my account",
+        "No idea where my card has got to. Used it at {merchant} {when} and now it's not in "
+        "my wallet.",
+        "Every payment on there is mine so far, but the card has vanished and I want it "
+        "cancelled before that changes.",
+        "cant find my card anywhere, cancel it",
+        "Wallet gone. Card was in it.",
+        "Someone took my purse off the table at {merchant}. Stop my {card} before they use it.",
+        "I'm expecting a refund from {shop} on this card, but that can wait. Right now I need "
+        "it blocked: it was stolen {when}.",
+        "My transfer to {recipient} can wait, the bigger problem is my card got nicked "
+        "{place_lost}.",
+        "Haven't seen my card since the weekend. Does freezing it in {app} stop everything or "
+        "do I need a new one?",
+        "my card is gone, not declined, GONE. someone pinched it {place_lost}",
+        "I still recognise all the payments, but the card is no longer in my possession.",
+        "Pretty sure my card slipped out of my phone case {place_lost}. Can you kill it and "
+        "send another?",
+        "Where do I report that my card's been taken? Nothing has been spent on it yet.",
+        "I've turned the house upside down and my card isn't anywhere. Time to cancel it I "
+        "think.",
+        "The ATM in {city} ate my card and the branch was closed, so I never got it back.",
+        "Someone reached into my coat {place_lost} and my {card} is the only thing missing.",
+    ),
+    "card_declined": (
+        "The card is right here in my hand and nothing's been stolen, it just won't go through "
+        "at {merchant}.",
+        "I'm not after a refund, the payment never happened: {merchant} refused my card at the "
+        "checkout.",
+        "The app works and transfers go out fine, it's card payments that keep bouncing.",
+        "I'm in {country} and it's not about the rate, the card simply isn't being accepted "
+        "anywhere.",
+        "Till at {merchant} said not authorised. Balance is fine, card is in date.",
+        "My {subscription} renewal bounced again, same card I always use.",
+        "tried paying {amount} at {merchant}, card got knocked back twice. whats going on",
+        "The shop said my bank said no. That's you. Why?",
+        "The machine said insufficient funds but I have way more than {amount} available.",
+        "It isn't a charge I don't recognise, it's the opposite: my purchase at {merchant} got "
+        "refused.",
+        "Tried {wallet} at {merchant}, it failed, tried the physical card, failed again.",
+        "Why won't my card work for online orders? It's not lost and it's not frozen.",
+        "My card works in shops but every time I pay {shop} online it gets rejected.",
+        "Couldn't pay for my taxi in {city} last night, the card was refused three times.",
+        "I don't want to cancel anything, I just want {merchant} to stop rejecting my card.",
+        "payment not going thru on my card again",
+        "Card keeps failing at the pump.",
+        "I can log in and see my balance, but the card is refused whenever I tap it.",
+        "Booking with {airline} won't take my {card}, it just says payment unsuccessful.",
+        "Nothing to do with a transfer, it's my card getting turned down at {merchant}.",
+    ),
+    "transfer_pending": (
+        "My card works fine, it's the transfer to {recipient} that hasn't shown up.",
+        "Not a refund, I sent the money myself to {recipient} {when} and it's still in limbo.",
+        "The {amount} left my account {when} and it's not fraud, I paid {recipient} myself. "
+        "They just haven't got it.",
+        "I don't need the rate explained, I just need to know where my {amount} to {country} "
+        "has got to.",
+        "rent money still hasnt landed with {recipient}",
+        "Paid {recipient} from my account on {day}, they keep chasing me for it.",
+        "Is something holding up outgoing payments? The one to {recipient} still says "
+        "processing.",
+        "Sent money home to family in {country} {when}, they're still waiting for it.",
+        "The payment to {recipient} has said in progress since {day}. No error, it just sits "
+        "there.",
+        "Moving money between my own accounts shouldn't take {duration}, surely?",
+        "My wages haven't come in and my employer swears they sent them on {day}.",
+        "I can log in fine and I can see the payment to {recipient}, it just never completes.",
+        "Not a direct debit, a one-off payment to {recipient} for {amount}, and it's still not "
+        "arrived.",
+        "it says sent but {recipient} says nothing's arrived",
+        "Where is my money? Sent {amount} to {recipient} {when}.",
+        "I'm not disputing anything, I just want the {amount} I sent to {recipient} to arrive.",
+        "The deposit I paid for a flat in {city} hasn't reached the agent yet and they're "
+        "threatening to give it away.",
+        "How long do international payments sit on hold? Mine to {country} is still waiting "
+        "after {duration}.",
+        "Still nothing at the other end. Paid {recipient} {duration} ago.",
+        "My card's not the issue, it's the {amount} I pushed to {recipient} that's gone "
+        "missing somewhere in between.",
+    ),
+    "refund_request": (
+        "I do recognise the charge, I made the purchase, but {shop} promised me my money back "
+        "and it's not here.",
+        "My card worked fine at {shop}, the problem is they still owe me {amount} for the "
+        "return.",
+        "I know exactly what the {amount} is, I just want it reversed because the {merchant} "
+        "order never turned up.",
+        "Sent the parcel back to {shop} weeks ago and I'm still out of pocket.",
+        "{airline} cancelled my flight, how do I get the {amount} back?",
+        "still waiting on the money from {shop} for my return",
+        "charged twice for one order at {merchant}, want one of them back",
+        "Not fraud, I bought it, but it arrived broken and {shop} won't answer. Can you get "
+        "my money back?",
+        "The transfer isn't the issue, {merchant} said they'd credit my card {duration} ago "
+        "and nothing has come through.",
+        "You charged me {amount} for {fee_reason} when my account is meant to be fee-free. "
+        "I'd like that back.",
+        "The event got called off. How do I claim back what I paid?",
+        "{merchant} took {amount} instead of {amount}, I want the difference back.",
+        "Returned a jacket to {shop} in store, they said the money would go back on my card. "
+        "It hasn't.",
+        "Hotel in {city} was shut when we arrived, I want my money back.",
+        "I paid a deposit for a course that never ran. Can I get it back through you?",
+        "The exchange rate is fine, what I need is the {amount} back from {merchant} for the "
+        "cancelled order.",
+        "my money back from {shop}??? its been {duration}",
+        "Can you chase {merchant} for me? They admitted the double charge but haven't paid it "
+        "back.",
+        "Paid for a year up front, cancelled after a month, they agreed to return the rest "
+        "but haven't.",
+        "I'm not reporting fraud, I just never received what I paid {shop} for and want it "
+        "reversed.",
+        "I paid {merchant} for it myself, but they agreed it was faulty and said the money "
+        "would come back to me.",
+        "{shop} emailed to say my money back was processed, my balance says otherwise.",
+        "Got charged for {fee_reason} even though the app said it was free. Can you put that "
+        "back?",
+        "The hotel in {city} overcharged me by {amount} and admitted it. How long until I get "
+        "it back?",
+    ),
+    "login_problem": (
+        "My card is fine and nothing's been stolen, I just can't get past the login screen.",
+        "I wanted to cancel a direct debit myself but I can't even get into the app. How do I "
+        "reset my passcode?",
+        "The app just spins after I type my PIN and then kicks me back to the start.",
+        "The code never comes through so I'm stuck at the front door of my own account.",
+        "New {phone}, and now the app won't recognise me.",
+        "face id broke after the update, now nothing",
+        "I need to check whether my transfer went through, but the app won't let me in. "
+        "That's what I need fixed.",
+        "Not locked out of the card, locked out of {app}. The reset email never arrives.",
+        "Every time I sign in it asks me to verify my identity again and then fails.",
+        "Tried three times, now it says my access is suspended.",
+        "The app is asking for a code sent to a number I no longer have.",
+        "Can't see my statement because {app} logs me out straight away.",
+        "cant get in, app says incorrect details",
+        "Reinstalled {app} on my {phone} and now activation fails every time.",
+        "No idea if my card was declined, I can't even get into the app to check.",
+        "Forgot my memorable word and now I'm locked out.",
+        "web banking rejects my password even after I reset it",
+        "My fingerprint reset and the backup passcode isn't accepted either.",
+        "Stuck on the verify it's you screen for {duration} now.",
+        "I'm abroad in {country} and can't get into my account because the text never "
+        "arrives. Card still works.",
+        "My card and transfers are fine, the only problem is the app logs me out the second I "
+        "open it.",
+        "The text code does arrive but the app says it has expired every time.",
+        "it keeps saying too many attempts, try later. been hours",
+        "Can you unlock my online banking? I typed my password wrong a few times.",
+        "Was going to check the rate before my trip to {country} but the app won't accept my "
+        "passcode any more.",
+    ),
+    "exchange_rate": (
+        "Not asking for a refund, I just want to know why the {currency} conversion came out "
+        "like that.",
+        "I recognise the {amount} payment in {city}, I just don't get how it turned into that "
+        "much in {cur_code}.",
+        "My card works fine abroad, my question is only about the rate you apply.",
+        "Before I send money to {country}, what rate will it be converted at?",
+        "How many {currency} would I actually get for {amount}?",
+        "Is the conversion done at the mid-market rate or do you add a margin?",
+        "Spent {amount} in {city} and it came out a lot higher once it hit my account in "
+        "{cur_code}.",
+        "The payment isn't pending or missing, I just think you converted it badly.",
+        "Paying in {currency} or in {cur_code}, which works out cheaper with you?",
+        "How come {amount} turned into so much more on my statement?",
+        "is it cheaper to take out cash in {country} or pay by card, conversion wise",
+        "Does the rate get fixed when I tap the card or when the payment posts?",
+        "I'm not disputing the payment in {city}, only what it was converted at.",
+        "What margin do you put on top of the {currency} rate?",
+        "The {cur_code} amount changed between pending and settled. Why?",
+        "Is there a weekend markup on conversions?",
+        "rates for {currency} look off vs google",
+        "How is it worked out when a shop in {country} charges me in {currency}?",
+        "The card wasn't declined and I know the shop, I just lost a lot on the conversion.",
+    ),
+    "cancel_direct_debit": (
+        "I don't need the past payments back, I just want {biller} to stop taking money from "
+        "now on.",
+        "I know who {biller} are, I signed up myself, but I've left and want the payments "
+        "stopped.",
+        "Not a one-off transfer, it's the monthly payment to {biller} I want to stop.",
+        "{biller} keep helping themselves to my account every month even though I've left. "
+        "Make it stop.",
+        "I don't want {biller} taking anything else out of my account.",
+        "how do i turn off a recurring payment",
+        "stop {biller} pulling money out",
+        "The charge from {biller} isn't fraud, I just don't want it any more. Can you end the "
+        "mandate?",
+        "{biller} won't process my cancellation, so block them from collecting on your side.",
+        "Nothing wrong with my card, I just want to end the monthly collection by {biller}.",
+        "Can you make sure {biller} can't take the {amount} again next month?",
+        "I've moved house and no longer use {biller}. How do I stop them collecting?",
+        "I'd like to end the standing order I set up to {recipient}.",
+        "Kill the mandate with {biller}.",
+        "Is there a way in {app} to stop a company pulling payments, or do I have to ring you?",
+        "I don't want a refund or anything, just for {biller}'s payments to end.",
+        "Closing down my old subscriptions. First one: {biller}, stop their collections.",
+        "{biller} went up again. I'm done, stop the payments.",
+        "The {amount} to {biller} is correct and expected, but it should be the last one.",
+        "Not fraud, I set it up myself, but I want no more money going to {biller}.",
+        "Can I stop {biller} before they take {amount} on {day}?",
+        "end my {subscription} payments from this account, ive unsubscribed",
+        "{biller} keeps collecting after I cancelled with them. Block it.",
+    ),
+    "unrecognised_charge": (
+        "My card is still in my wallet, I haven't lost it, but there's a payment to {merchant} "
+        "I didn't make.",
+        "It's not a refund for something I bought, I never bought anything from {merchant}.",
+        "My card wasn't declined anywhere, but there's a {amount} payment that isn't mine.",
+        "What on earth is {cryptic}?",
+        "{amount} to {merchant}?? wasn't me",
+        "Someone's been spending on my account.",
+        "who took {amount} off me {when}",
+        "Not a direct debit I set up, some company called {cryptic} just took {amount}.",
+        "The exchange rate isn't my question, my question is why there's a payment in "
+        "{currency} when I've been at home all week.",
+        "I never signed up to {subscription} but it's charging me.",
+        "There's an order from {merchant} on my account that nobody in our house placed.",
+        "Can you look at {cryptic}? I've never heard of them and I'm worried.",
+        "I haven't been to {city} in years, but apparently I bought something there {when}.",
+        "There's money gone from my account to a name I don't know.",
+        "There's a {amount} line on my statement that I can't explain.",
+        "Login's fine, card's fine, but there's a payment on {day} that isn't mine.",
+        "weird charge on my account from {cryptic}",
+        "Got an alert for a {amount} payment at {merchant}. I was asleep at the time.",
+        "Is this a scam? {cryptic} has charged me twice.",
+        "Looks like someone has my card details, the card never left my hand.",
+    ),
+}
+
+# Statements (not requests) carrying another intent's keywords, mixed into messages of every
+# other intent with probability ``p_aside``.
+FIN_ASIDES: dict[str, tuple[str, ...]] = {
+    "card_lost_or_stolen": (
+        "I had to get a new card last year after mine was stolen.",
+        "I lost my wallet once before but it turned up.",
+    ),
+    "card_declined": (
+        "My card worked fine at {merchant} this morning.",
+        "My card was declined once last year but that got sorted.",
+    ),
+    "transfer_pending": (
+        "My salary came in {when}.",
+        "I sent money to {recipient} {when} and that went through fine.",
+    ),
+    "refund_request": (
+        "I'm also waiting on a refund from {shop} but that's a separate thing.",
+        "I got my money back from {merchant} last month without any trouble.",
+    ),
+    "login_problem": (
+        "I had to reset my password last week.",
+        "I'm writing from {device}.",
+    ),
+    "exchange_rate": (
+        "I've just got back from {country}.",
+        "I've been paying in {currency} all week on holiday.",
+    ),
+    "cancel_direct_debit": (
+        "All my bills go out by direct debit from this account.",
+        "I pay {biller} by direct debit from this account too.",
+    ),
+    "unrecognised_charge": (
+        "I check my statement every week.",
+        "All my other payments look normal.",
+    ),
+}
+
+# Abbreviations and dropped apostrophes of casual typing: (pattern, replacement).
+FIN_ABBREVIATIONS = (
+    (r"\baccount\b", "acct"), (r"\btransaction\b", "txn"), (r"\bdirect debit\b", "DD"),
+    (r"\bplease\b", "pls"), (r"\bthanks\b", "thx"), (r"\byou\b", "u"), (r"\byour\b", "ur"),
+    (r"\btransfer\b", "trf"), (r"\bbecause\b", "cos"),
+)
+
 # --------------------------------------------------------------------------------------------
 # Healthcare: patient-portal messages to a clinic (no names, contacts, ids or dates)
 # --------------------------------------------------------------------------------------------
@@ -911,7 +1212,7 @@ HEALTHCARE: dict[str, dict[str, tuple[str, ...]]] = {
             "Can {relative} get proxy access to my portal so they can see my records?",
             "I need a printed copy of my {test} report for {purpose}.",
             "Is there a fee for getting copies of my chart?",
-            "My visit summary from {when_past} is missing from the portal.",
+            "My visit summary from my appointment {when_past} is missing from the portal.",
             "Please add my updated family history to my file.",
             "I need a letter summarising my medical history for {purpose}.",
             "How far back do your records go? I need notes from years ago.",
@@ -940,6 +1241,249 @@ HC_SIZES = {
     "routine_symptoms": 123,
     "medical_records": 126,
 }
+
+# Harder phrasings (see FIN_HARD). For the two symptom intents the severity cues decide: mild
+# symptoms that mention alarming words in passing or negated, and alarming ones described in
+# plain words.
+HC_HARD: dict[str, tuple[str, ...]] = {
+    "appointment_request": (
+        "I'm not unwell, I'm just due for my yearly check-up. When can I come in?",
+        "My {med_any} is fine for now, I just need my annual review booked.",
+        "No need to send the results by message, I'd rather book a slot with {doctor} to go "
+        "over them.",
+        "What's the earliest {doctor} can see me?",
+        "any chance of a slot {when_future}",
+        "Can't make {day} anymore, have you got anything else?",
+        "My {body_part} has been bothering me for {duration}, nothing urgent, but I'd like to "
+        "be seen. When's the next opening?",
+        "The bill is sorted now, thanks. Separately, I need to book {relative} in for a "
+        "check-up.",
+        "Put me down for the next available slot with {doctor}.",
+        "Something came up and I can't do {day}. Could we push it to {when_future}?",
+        "Could {relative} be seen by {specialist}? The referral came through.",
+        "I need to come in for a blood pressure check, when are you free?",
+        "I'd like to come in to talk about changing my {medication}, not just get a refill.",
+        "can i come in {when_future}",
+        "Book me in for the {test} that {doctor} mentioned.",
+        "Happy to do a video call instead if that's quicker to get.",
+        "I'm due my {duration_future} recheck. Any afternoon {when_future} works.",
+        "Our whole family needs flu jabs, can we come in together?",
+        "Not a records request, I just want to book a visit with the new GP who joined.",
+        "Nothing's wrong, I'd just like someone to look at a mole at my next visit. When can "
+        "I get in?",
+        "I don't need a refill, I need a proper review with {doctor} this time. When can I "
+        "come in?",
+        "Find me a slot please, ideally {when_future}.",
+        "Can {relative}'s check-up be moved to {when_future}?",
+        "My records are all up to date, I just need to book the follow-up after my {test}.",
+    ),
+    "prescription_refill": (
+        "My blood pressure is stable and I don't need an appointment, I just need more "
+        "{medication}.",
+        "Not a billing question, the pharmacy just needs your sign-off to fill my {med_any} "
+        "again.",
+        "The {test} was fine, so can my {medication} be renewed at the same dose?",
+        "Down to my last {n_days} of {medication}.",
+        "Pharmacy says they're still waiting on you for my {med_any}.",
+        "About to run out of my {med_any} and I'm away {when_future}.",
+        "meds running low again",
+        "No new symptoms, just need the usual {medication} {dose} sent over.",
+        "I don't need to come in, do I? It's only the same {med_any} I always get.",
+        "{pharmacy} can't fill my {medication} until you send a new script.",
+        "Can you top up my {med_any}? Only {n_days} left.",
+        "My {med_any} ran out {when_past}, can you send more through?",
+        "I don't need a new medicine, just more of the {medication} I'm on.",
+        "Is the repeat for {medication} approved? The pharmacy hasn't got it.",
+        "Could you send my {med_any} to {pharmacy} instead of the usual place?",
+        "need more {medication}, on my last box",
+        "My chart is fine, I just need the {med_any} renewed so I don't run out.",
+        "My insurance approved a 90-day supply, can you resend the {medication} script for "
+        "that?",
+        "Feeling well on the {medication}, so same again please, it's nearly gone.",
+        "The pharmacy is asking for your approval again, same as every three months.",
+        "I've got a couple of days of tablets left, can the usual be sent through?",
+        "My bloods were fine and I feel well, so I'd like to carry on with {medication}. "
+        "Can you send a new supply?",
+        "Heartburn's under control on the {medication}, I just need the next batch.",
+        "The cough's long gone, what I need is my {med_any} renewed before it runs out.",
+        "The pharmacy can't hand anything over until {doctor} signs off. Can you nudge them?",
+    ),
+    "test_results": (
+        "I don't need a copy of my records, I just want to know if my {test} was okay.",
+        "No need for an appointment, can someone just tell me what the {test} showed?",
+        "My bill is sorted, I'm still waiting to hear what the {test} found.",
+        "Heard nothing since the {test} {when_past}, is no news good news?",
+        "What did the scan show?",
+        "Was my {marker} okay this time?",
+        "results??",
+        "I feel fine, I'm only asking because the portal marked my {marker} in red.",
+        "The {test} report says within normal limits except one line. What does that line "
+        "mean?",
+        "Did anything come back from the {test}?",
+        "Not about a refill, I want to know what the {marker} number on my blood test means.",
+        "Any update on the {test} {relative} had {when_past}?",
+        "I'm not worried about symptoms, I just want the outcome of my {test}.",
+        "Has {doctor} had a chance to look at what came back?",
+        "the lab said theyd send it to you, what did it say",
+        "Is my {marker} something I should act on, going by the latest bloods?",
+        "Nothing in the portal yet from my {test}. Should it be there by now?",
+        "Before my appointment, can you tell me whether the {test} was normal?",
+        "My {medication} dose depends on the {test}, so what did it show?",
+    ),
+    "billing_insurance": (
+        "I'm not asking about the results themselves, but why the {test} cost me {amount}.",
+        "I don't want my records, I want the invoice for my {test} explained.",
+        "My appointment went fine, but the charge afterwards was {amount} more than I was "
+        "quoted.",
+        "Why do I owe {amount}?",
+        "The statement says I still owe {amount} but I paid at the desk.",
+        "{insurer} says the visit was coded wrong on your side.",
+        "Not a prescription question, I want to know why {insurer} won't pay for the "
+        "{med_any}.",
+        "Got a letter saying my account is overdue. I thought that was settled.",
+        "How much will the {test} be if I haven't met my deductible?",
+        "who do i talk to about a charge of {amount}",
+        "I need the paperwork for my {test} so {insurer} will reimburse me.",
+        "The refill went fine, but I was charged full price instead of my copay.",
+        "{insurer} paid their part, so why is the whole {amount} still on my balance?",
+        "Could the {amount} be split into monthly instalments?",
+        "I was billed for a no-show but I did come to my appointment.",
+        "Is {specialist} in network with {insurer}?",
+        "Please check my balance, I don't think the {amount} is right.",
+        "I paid {amount} already, why am I still getting reminders?",
+        "My results were all fine, but the lab fee of {amount} was never mentioned to me.",
+    ),
+    "urgent_symptoms": (
+        "It's not a cold, {relative} is struggling to breathe and their lips look grey.",
+        "I know I should book an appointment, but I can't wait: crushing pain in my chest "
+        "right now.",
+        "I'm not after a refill, I took double my {medication} by mistake and now my heart is "
+        "racing and I feel faint.",
+        "Started as a mild headache but now I can't see properly and my arm is numb.",
+        "The rash has spread to my face and my throat feels tight.",
+        "baby is {infant_age} old, temp {low_temp}, very floppy and won't wake properly",
+        "{relative} just collapsed and is only half responsive.",
+        "I started the new {medication} {onset} and my tongue is swelling up.",
+        "Not a routine question: I've been coughing up blood since {onset}.",
+        "The pain in my belly is the worst I've ever had and I can't keep anything down.",
+        "{relative} fell {onset}, hit their head and keeps asking the same questions over and "
+        "over.",
+        "I can't stop the bleeding from the cut on my {body_part}, it's soaked through three "
+        "towels.",
+        "Is it ok to wait till morning? {relative} is breathing really fast with a fever of "
+        "{high_temp}.",
+        "my chest hurts when i breathe and my left arm feels heavy, started {onset}",
+        "My {body_part} went cold and pale {onset} and I can't feel it.",
+        "Not sure if it's serious: my speech went strange {onset} and one side of my face "
+        "drooped.",
+        "My vision went blurry all of a sudden and my face is numb on one side.",
+        "{relative} is wheezing and can't finish a sentence, the inhaler did nothing.",
+        "My results can wait, right now I'm dizzy, sweating and my chest feels crushed.",
+        "Probably nothing, but {relative} has gone very pale, is sweating and says their chest "
+        "feels heavy.",
+        "I thought it was just heartburn but now the pain is going into my jaw and I feel sick.",
+        "It started as {routine}, but in the last hour I've got really short of breath and my "
+        "lips are tingling.",
+        "Sorry to bother you, I'm sure it's silly, but I can't lift my right arm and my words "
+        "are coming out wrong.",
+        "{relative} has been sleepy all day, barely responds and has a fever of {high_temp}.",
+        "Is it normal to feel this faint on {medication}? I passed out twice this morning.",
+    ),
+    "routine_symptoms": (
+        "No chest pain or breathing trouble, just a tickly cough for {duration}.",
+        "Not an emergency at all, a small bruise on my {body_part} that's taking a while to "
+        "fade.",
+        "My headache isn't sudden or severe, just a dull ache by evening. Anything I can try?",
+        "Noticed a little blood when I brush my teeth, gums are a bit sore. Anything I can do "
+        "at home?",
+        "My heart sometimes flutters after coffee, no dizziness or pain.",
+        "Slight rash on my {body_part}, no swelling of my lips or throat, just itchy.",
+        "Temperature is {low_temp}, but my little one is running around as usual. Do I need to "
+        "do anything?",
+        "Not urgent, but I've had {routine} for {duration}. Home remedies?",
+        "A bit breathless on the stairs since the cold, but fine at rest. Normal?",
+        "I don't need a refill, just wondering if it's ok to take something for {routine} "
+        "alongside my {medication}.",
+        "I'm not worried about my test results, I'd like advice on {routine}.",
+        "My little one bumped their head on the table, cried for a minute, now playing "
+        "normally. Anything to watch for?",
+        "A little sore on the side of my chest when I cough, I think from all the coughing.",
+        "ankle still a bit puffy {duration} after rolling it, walking fine",
+        "Tummy's been a bit unsettled for {duration}. No blood, no fever.",
+        "Mild sore throat, no trouble swallowing. Gargle or come in?",
+        "My eye's a bit red and itchy, vision is totally fine.",
+        "Small cut on my {body_part} that's a little pink at the edges, no fever, not "
+        "spreading.",
+        "I'm not dizzy or faint, just a bit lightheaded if I skip breakfast.",
+    ),
+    "medical_records": (
+        "Not asking about my results, I need a copy of my whole chart sent to the new clinic.",
+        "I don't need a refill, but my chart still lists {medication} and I stopped it ages "
+        "ago.",
+        "It's not a billing question, I need my immunisation history for {purpose}.",
+        "The {test} images need to go to {destination}, can you arrange that?",
+        "Can {destination} get a copy of my notes?",
+        "My allergy to {allergy} is missing from my file.",
+        "need my files sent to {destination}",
+        "I'm switching practices, what do I need to do to move everything across?",
+        "{specialist} asked for my history before I see them. Can you send it?",
+        "There's a diagnosis on my summary that I was never given. Can it be corrected?",
+        "No need for an appointment, I just want the notes from my last visit.",
+        "I've seen the {test} result itself, but I need the full written report for "
+        "{purpose}.",
+        "The portal only shows the last year of my history. Can I see the older stuff?",
+        "I need proof of my vaccinations, it's for {purpose}.",
+        "Who can see my file? I'd like to add {relative} as my proxy.",
+        "Could I have a paper copy of everything you hold on me?",
+        "My chart says I smoke, I've never smoked.",
+        "My old clinic says they'll forward my file once you request it.",
+        "The bill's paid, I just need the written summary of that visit for {purpose}.",
+    ),
+}
+
+HC_ASIDES: dict[str, tuple[str, ...]] = {
+    "appointment_request": (
+        "I have an appointment on {day} anyway.",
+        "I saw {doctor} {when_past}.",
+        "I'm booked in with {doctor} {when_future} as well.",
+    ),
+    "prescription_refill": (
+        "I'm on {medication} {dose}.",
+        "I've been on {medication} for years.",
+        "I picked up my {med_any} from {pharmacy} {when_past}.",
+    ),
+    "test_results": (
+        "I had my {test} done {when_past}.",
+        "My {marker} was a bit high last time.",
+        "My last blood work was all normal.",
+    ),
+    "billing_insurance": (
+        "My claims go through {insurer}.",
+        "I paid my last bill in full.",
+        "I've just changed insurance.",
+    ),
+    "urgent_symptoms": (
+        "I was in the ER last year with chest pain, all fine since.",
+        "I had a bad asthma attack a few years ago but it's well controlled now.",
+    ),
+    "routine_symptoms": (
+        "I've also had {routine}, but that's nothing new.",
+        "I've had a bit of a cold this week too.",
+        "I've got {routine} at the moment as well.",
+    ),
+    "medical_records": (
+        "My records were moved here from my old clinic.",
+        "{destination} already has my history.",
+        "I've already got a copy of my chart.",
+    ),
+}
+
+HC_ABBREVIATIONS = (
+    (r"\bappointment\b", "appt"), (r"\bprescription\b", "script"), (r"\bmedication\b", "meds"),
+    (r"\bplease\b", "pls"), (r"\byou\b", "u"), (r"\btemperature\b", "temp"),
+    (r"\btomorrow\b", "tmrw"), (r"\bbecause\b", "cos"), (r"\bdoctor\b", "doc"),
+    (r"\bthanks\b", "thx"),
+)
 
 # fmt: on
 
@@ -1005,6 +1549,11 @@ DOMAINS = {
         "closers": FIN_CLOSERS,
         "generic_context": FIN_GENERIC_CONTEXT,
         "generic_followups": FIN_GENERIC_FOLLOWUPS,
+        "hard": FIN_HARD,
+        "asides": FIN_ASIDES,
+        "abbreviations": FIN_ABBREVIATIONS,
+        "p_hard": 0.6,
+        "p_aside": 0.45,
         "description": "customer messages to an online bank's support team",
     },
     "healthcare": {
@@ -1016,6 +1565,11 @@ DOMAINS = {
         "closers": HC_CLOSERS,
         "generic_context": HC_GENERIC_CONTEXT,
         "generic_followups": HC_GENERIC_FOLLOWUPS,
+        "hard": HC_HARD,
+        "asides": HC_ASIDES,
+        "abbreviations": HC_ABBREVIATIONS,
+        "p_hard": 0.65,
+        "p_aside": 0.55,
         "description": "patient-portal messages to a clinic, labelled for triage",
     },
 }
@@ -1057,10 +1611,42 @@ def n_extras(rng: random.Random) -> int:
     return 0
 
 
+def typo(word: str, rng: random.Random) -> str:
+    """One keyboard slip inside a word: two letters swapped, one dropped or one doubled."""
+    i = rng.randrange(1, len(word) - 2)
+    kind = rng.randrange(3)
+    if kind == 0:
+        return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+    if kind == 1:
+        return word[:i] + word[i + 1 :]
+    return word[:i] + word[i] + word[i:]
+
+
+def roughen(text: str, rng: random.Random, abbreviations: tuple[tuple[str, str], ...]) -> str:
+    """Casual typing: abbreviations, dropped apostrophes and typos in longer lowercase words."""
+    if rng.random() < P_ABBREVIATE:
+        for pattern, short in abbreviations:
+            if rng.random() < P_ABBREVIATION_EACH:
+                text = re.sub(pattern, short, text, flags=re.IGNORECASE)
+        text = re.sub(r"\b(\w+)'(t|s|m|re|ve|ll|d)\b", r"\1\2", text)
+    if rng.random() < P_TYPO:
+        words = text.split(" ")
+        candidates = [i for i, w in enumerate(words) if re.fullmatch(r"[a-z]{5,}", w)]
+        for i in rng.sample(candidates, min(len(candidates), rng.choice((1, 1, 2)))):
+            words[i] = typo(words[i], rng)
+        text = " ".join(words)
+    return text
+
+
 def compose(label: str, rng: random.Random, spec: dict) -> str:
-    """Build one message: [opener] [context] core [context] [follow-up] [closer] + tweaks."""
+    """Build one message: [opener] [context] core [context] [follow-up] [closer] + tweaks.
+
+    The core is a hard phrasing with probability ``p_hard``, and with probability ``p_aside``
+    a statement about another intent is mixed into the context.
+    """
     cls = spec["classes"][label]
-    core, core_lowerable = make_sentence(rng.choice(cls["templates"]), rng, spec)
+    templates = spec["hard"][label] if rng.random() < spec["p_hard"] else cls["templates"]
+    core, core_lowerable = make_sentence(rng.choice(templates), rng, spec)
     terse = core[:1].islower()  # lowercase templates are the terse/casual register
 
     before: list[tuple[str, bool]] = []
@@ -1077,6 +1663,15 @@ def compose(label: str, rng: random.Random, spec: dict) -> str:
             after.append(text)
         else:
             followups.append(text)
+    n_asides = 0
+    if rng.random() < spec["p_aside"]:
+        n_asides = 2 if rng.random() < P_SECOND_ASIDE else 1
+    for topic in rng.sample([name for name in spec["asides"] if name != label], n_asides):
+        text, lowerable = make_sentence(rng.choice(spec["asides"][topic]), rng, spec)
+        if rng.random() < P_CONTEXT_FIRST:
+            before.insert(0, (capitalise(text), lowerable))
+        else:
+            after.append(capitalise(text))
 
     body = [*before, (core if terse else capitalise(core), core_lowerable)]
     tail = [*after, *followups]
@@ -1098,6 +1693,7 @@ def compose(label: str, rng: random.Random, spec: dict) -> str:
         if rng.random() < P_TEXTSPEAK:
             text = re.sub(r"\bplease\b", "pls", text)
             text = re.sub(r"\byou\b", "u", text)
+    text = roughen(text, rng, spec["abbreviations"])
     if rng.random() < P_NO_FINAL_PUNCT:
         text = text.rstrip(".!")
     return " ".join(text.split())
@@ -1178,8 +1774,8 @@ def readme(all_rows: dict[str, dict[str, list[tuple[str, str]]]], seed: int) -> 
         "`scripts/make_demo_data.py` from hand-written templates and slot values (merchants,",
         "amounts, countries, medications, symptoms, durations, ...), with optional openers,",
         "closers and context sentences and some register variation (terse, lowercase, missing",
-        "punctuation). No text comes from any existing dataset, and no message describes a real",
-        "person or a real account.",
+        "punctuation, abbreviations, typos). No text comes from any existing dataset, and no",
+        "message describes a real person or a real account.",
         "",
         f"Regenerate (byte-identical for the same seed; this copy used seed {seed}):",
         "",
@@ -1211,9 +1807,15 @@ def readme(all_rows: dict[str, dict[str, list[tuple[str, str]]]], seed: int) -> 
         "and bill amounts. Finance messages contain no card or account numbers (at most the last",
         "four digits of a card).",
         "",
-        "Neighbouring classes overlap on purpose (e.g. a declined card and an unrecognised",
-        "charge both mention cards; urgent and routine symptoms differ by severity cues), so",
-        "the task is not solvable by a single keyword, but every message has one clear label.",
+        "Neighbouring classes overlap on purpose, the way real support traffic does: many",
+        "messages use a neighbouring intent's keywords in passing or negated (\"my card works",
+        "fine, it's the transfer to my landlord that hasn't shown up\" is `transfer_pending`),",
+        "ask indirectly without the obvious keyword, are very short, or add a side remark about",
+        "another topic next to one clear request; urgent and routine symptoms differ only by",
+        "severity cues. Every message still has the one label a human reader would give (no",
+        "label noise is added). The intended difficulty: a frozen MiniLM embedding plus a",
+        "logistic-regression probe (the pipeline's baseline) scores roughly 0.80 to 0.90 test",
+        "accuracy on each domain, leaving room for fine-tuning to show its value.",
         "",
         "## License",
         "",
