@@ -13,7 +13,7 @@ from components import registry, tracking
 from components.config import PipelineConfig
 from components.data import DataVersion
 from components.examples import Examples
-from components.selection import Selection
+from components.selection import Selection, selection_tags
 from components.training import TrainResult
 from tasks.evaluation import Evaluation
 
@@ -38,6 +38,7 @@ def lineage_tags(
     """Everything needed to say where a version came from."""
     prints = registry.fingerprint(config, data_version)
     return {
+        **selection_tags(selection),
         **data_version.as_tags(),
         **{f"fingerprint.{k}": v for k, v in prints.items()},
         "git_commit": tracking.git_commit() or "unknown",
