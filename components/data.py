@@ -24,6 +24,7 @@ frame's index is the 0-based data-row number in its source file, also after spli
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
@@ -257,12 +258,46 @@ def _csv_error_line(text: str, message: str) -> int | None:
     return starts[record] if record < len(starts) else None
 
 
+_QUOTING_HINT = (
+    "Quote fields that contain commas, quotes or newlines, double quotes inside quoted fields "
+    '(""), and close every opening quote'
+)
+
+
+def _check_quoting(text: str, where: str) -> None:
+    """Refuse stray quotes that pandas' parser accepts silently: a lone `"` inside a quoted
+    field (the text is altered) or a field whose quote is never closed (it swallows the
+    records after it, up to the next quote)."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, len(text) + 1))  # a long text is not a quoting error
+    try:
+        while True:
+            start = reader.line_num + 1
+            try:
+                next(reader)
+            except StopIteration:
+                return
+            except csv.Error as err:
+                place = (
+                    f"line {start}"
+                    if reader.line_num <= start
+                    else f"the record starting at line {start} (error at line {reader.line_num})"
+                )
+                raise DataLoadError(
+                    f"{where}: broken CSV at {place}: {err} (a quote inside a quoted field "
+                    f"that is not doubled, or a quote that is never closed). {_QUOTING_HINT}"
+                ) from None
+    finally:
+        csv.field_size_limit(limit)
+
+
 def _read_csv(data: bytes, where: str) -> pd.DataFrame:
     text = _decode(data, where)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            return pd.read_csv(
+            frame = pd.read_csv(
                 io.StringIO(text),
                 dtype=str,
                 keep_default_na=False,
@@ -285,11 +320,9 @@ def _read_csv(data: bytes, where: str) -> pd.DataFrame:
         detail = re.sub(r"^Error tokenizing data\. (C error: )?", "", message)
         detail = re.sub(r" (starting at row|in line) \d+", "", detail)
         place = f"line {line}" if line is not None else "an unknown line"
-        raise DataLoadError(
-            f"{where}: broken CSV at {place}: {detail}. Quote fields that contain commas, "
-            'quotes or newlines, double quotes inside quoted fields (""), and close every '
-            "opening quote"
-        ) from None
+        raise DataLoadError(f"{where}: broken CSV at {place}: {detail}. {_QUOTING_HINT}") from None
+    _check_quoting(text, where)
+    return frame
 
 
 def _read_json(data: bytes, where: str) -> pd.DataFrame:

@@ -220,6 +220,17 @@ def test_broken_csv_quoting_names_the_line(tmp_path):
         load(tmp_path, "all.csv")
 
 
+def test_stray_quotes_pandas_accepts_silently_are_refused(tmp_path):
+    # an un-doubled quote inside a quoted field: pandas would alter the text
+    (tmp_path / "all.csv").write_text('text,label\nok,a\n"since "Monday" it says",b\n')
+    with pytest.raises(DataLoadError, match=r"all\.csv: broken CSV at line 3: ',' expected"):
+        load(tmp_path, "all.csv")
+    # a quote never closed: pandas would merge the next record into this one
+    (tmp_path / "all.csv").write_text('text,label\n"never closed,a\n"next",b\nlast,c\n')
+    with pytest.raises(DataLoadError, match=r"record starting at line 2 \(error at line 3\)"):
+        load(tmp_path, "all.csv")
+
+
 def test_csv_row_with_extra_fields_names_the_line(tmp_path):
     (tmp_path / "all.csv").write_text("text,label\nok,a\n\nnot, quoted,b\n")
     with pytest.raises(DataLoadError, match=r"broken CSV at line 4: Expected 2 fields"):
