@@ -14,14 +14,8 @@ from components.methods import MethodError, peft_config
 from components.modeling import build_classifier, load_bundle
 from components.selection import Selection, apply_selection, run_selection, select_parameters
 from components.training import train_classifier
+from toy_data import LABELS, toy_split
 
-LABELS = ["card", "transfer", "refund", "login"]
-WORDS = {
-    "card": "my card was stolen lost missing",
-    "transfer": "transfer money sent pending arrived",
-    "refund": "refund return money back merchant",
-    "login": "login password app locked access",
-}
 METHODS = [
     "lora",
     "rslora",
@@ -40,19 +34,6 @@ METHODS = [
 ]
 # (method, model) pairs refused on purpose, and what the message says
 REFUSED = {("bitfit", "llama"): "no bias terms"}
-
-
-def _split(n: int, seed: int):
-    from components.examples import TextSplit
-
-    rng = np.random.default_rng(seed)
-    texts, ids = [], []
-    for i in range(n):
-        label = i % len(LABELS)
-        words = WORDS[LABELS[label]].split()
-        texts.append(" ".join(rng.choice(words, size=rng.integers(3, 7))))
-        ids.append(label)
-    return TextSplit(texts, ids)
 
 
 def _config(path, *overrides: str) -> PipelineConfig:
@@ -86,7 +67,7 @@ def test_method_trains_saves_and_reloads_with_identical_predictions(
     if method in ("ia3", "vera"):
         strategy = ["selection.strategy=all_linear"]
     config = _config(path, f"method.name={method}", *strategy)
-    train, val = _split(24, 0), _split(8, 1)
+    train, val = toy_split(24, 0), toy_split(8, 1)
     if (method, kind) in REFUSED:
         with pytest.raises(MethodError, match=REFUSED[method, kind]):
             run_selection(config, train, len(LABELS))
@@ -163,7 +144,7 @@ def test_refusals_happen_at_selection_time(tiny_bert, tmp_path):
     # virtual tokens push the sequence past the model's positions
     config = _config(tiny_bert, "method.name=prompt_tuning", "method.num_virtual_tokens=120")
     with pytest.raises(MethodError, match="positions"):
-        run_selection(config, _split(8, 0), len(LABELS))
+        run_selection(config, toy_split(8, 0), len(LABELS))
     # AdaLoRA cannot schedule its rank budget without the training length
     model, _, _ = build_classifier(str(tiny_bert), 2)
     meth = MethodConfig(name="adalora")

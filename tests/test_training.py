@@ -10,29 +10,10 @@ import pytest
 from components.baseline import embed_texts, fit_probe, probe_predict, run_baseline
 from components.batching import batch_order, encode, iter_batches
 from components.config import apply_overrides, load_preset
-from components.examples import TextSplit
 from components.modeling import build_classifier, load_bundle
 from components.selection import run_selection
 from components.training import train_classifier
-
-LABELS = ["card", "transfer", "refund", "login"]
-WORDS = {
-    "card": "my card was stolen lost missing",
-    "transfer": "transfer money sent pending arrived",
-    "refund": "refund return money back merchant",
-    "login": "login password app locked access",
-}
-
-
-def _split(n: int, seed: int) -> TextSplit:
-    rng = np.random.default_rng(seed)
-    texts, ids = [], []
-    for i in range(n):
-        label = i % len(LABELS)
-        words = WORDS[LABELS[label]].split()
-        texts.append(" ".join(rng.choice(words, size=rng.integers(3, 7))))
-        ids.append(label)
-    return TextSplit(texts, ids)
+from toy_data import LABELS, toy_split
 
 
 @pytest.fixture()
@@ -49,7 +30,7 @@ def setup(tiny_bert):
             f"data.labels={json.dumps(LABELS)}",
         ],
     )
-    return config, _split(64, 0), _split(16, 1)
+    return config, toy_split(64, 0), toy_split(16, 1)
 
 
 def test_training_learns_checkpoints_and_saves_the_best_epoch(setup, tmp_path):
@@ -90,7 +71,7 @@ def test_resume_from_a_checkpoint_matches_an_uninterrupted_run(setup, tmp_path):
 
 
 def test_probe_initialised_head_reproduces_the_probe(tiny_bert):
-    train, test = _split(48, 0), _split(16, 1)
+    train, test = toy_split(48, 0), toy_split(16, 1)
     baseline = run_baseline(str(tiny_bert), "mean", 32, LABELS, train, test)
     assert baseline.metrics["accuracy"] == pytest.approx(
         np.mean(np.array(baseline.test_predictions) == np.array(test.label_ids))
@@ -135,4 +116,4 @@ def test_training_key_changes_with_data_and_config_only(setup):
         update={"training": config.training.model_copy(update={"learning_rate": 0.5})}
     )
     assert training_key(faster, train, val) != key
-    assert training_key(config, _split(64, 7), val) != key
+    assert training_key(config, toy_split(64, 7), val) != key
