@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -296,10 +295,6 @@ def unchanged_champion(name: str, fingerprint: dict[str, str]) -> str | None:
     tags = tracking.client().get_model_version(name, version).tags
     same = all(tags.get(f"fingerprint.{k}") == v for k, v in fingerprint.items())
     return version if same else None
-
-
-def cleanup_dir(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def score_champion(name: str, texts: list[str]) -> tuple[str, list[str]] | None:
