@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from components.tokencache import tokenize_cached
+
 
 @dataclass
 class Encoded:
@@ -20,9 +22,17 @@ class Encoded:
         return len(self.input_ids)
 
 
-def encode(tokenizer, texts: Sequence[str], max_length: int, labels=None) -> Encoded:
-    """Tokenise without padding: padding happens per batch, to the batch's longest text."""
-    ids = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+def encode(
+    tokenizer, texts: Sequence[str], max_length: int, labels=None, cache: bool = True
+) -> Encoded:
+    """Tokenise without padding: padding happens per batch, to the batch's longest text.
+
+    With `cache`, token ids come from the on-disk tokenization cache when these exact texts
+    were tokenized before with this tokenizer and `max_length` (`components.tokencache`)."""
+    if cache:
+        ids = tokenize_cached(tokenizer, texts, max_length)
+    else:
+        ids = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
     return Encoded(ids, None if labels is None else [int(x) for x in labels])
 
 
