@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -78,6 +79,25 @@ def _trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {
         n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad
     }
+
+
+def _write_checkpoint(
+    root: Path, epoch: int, model: nn.Module, optimizer, scheduler, history: list[dict]
+) -> Path:
+    """Write `epoch-N/` whole or not at all: into a hidden `.epoch-N.partial/` first, renamed
+    when complete, so a process killed mid-write leaves no half checkpoint to resume from."""
+    folder, partial = root / f"epoch-{epoch}", root / f".epoch-{epoch}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    save_file(_trainable_state(model), str(partial / "trainable.safetensors"))
+    torch.save(
+        {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
+        partial / "optimizer.pt",
+    )
+    (partial / "state.json").write_text(json.dumps({"epoch": epoch, "history": history}))
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(partial, folder)
+    return folder
 
 
 def _latest_checkpoint(folder: Path) -> Path | None:
@@ -214,14 +234,7 @@ def train_classifier(
             "samples_per_second": len(train_enc) / seconds,
         }
         history.append(record)
-        folder = ckpt_root / f"epoch-{epoch}"
-        folder.mkdir(exist_ok=True)
-        save_file(_trainable_state(model), str(folder / "trainable.safetensors"))
-        torch.save(
-            {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
-            folder / "optimizer.pt",
-        )
-        (folder / "state.json").write_text(json.dumps({"epoch": epoch, "history": history}))
+        _write_checkpoint(ckpt_root, epoch, model, optimizer, scheduler, history)
         if on_epoch_end is not None:
             on_epoch_end(record)
     progress.close()

@@ -89,17 +89,29 @@ def train_adapter(
 
     key = training_key(config, examples.train, examples.validation)
     tracking.set_tags(run_id, {"training.key": key})
+    workdir = tracking.project_dir() / ".peftops" / "runs" / key
     result = train_classifier(
         config,
         selection,
         examples.train,
         examples.validation,
         examples.labels,
-        workdir=tracking.project_dir() / ".peftops" / "runs" / key,
+        workdir=workdir,
         probe=baseline.probe,
         on_epoch_end=on_epoch_end,
         manifest={"domain": config.domain, "mlflow_run_id": run_id},
     )
+    if result.resumed_from_epoch is not None:
+        # the restored epochs' curves belong on this run too
+        for record in result.history[: result.resumed_from_epoch]:
+            on_epoch_end(record)
+        tracking.set_tags(run_id, {"training.resumed_from_epoch": result.resumed_from_epoch})
+        get_run_logger().info(
+            "resumed from checkpoint epoch %d of %d (%s)",
+            result.resumed_from_epoch,
+            config.training.epochs,
+            workdir,
+        )
     tracking.log_metrics(
         run_id,
         {
