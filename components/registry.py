@@ -120,6 +120,7 @@ def register_version(
     c = tracking.client()
     existing = find_version_for_run(name, run_id)
     if existing is not None:
+        _finish(name, str(existing.version), alias)
         return str(existing.version)
     try:
         c.get_registered_model(name)
@@ -137,6 +138,18 @@ def register_version(
             f"could not set @{alias} on {name} v{version.version} (version removed): {err}"
         ) from err
     return str(version.version)
+
+
+def _finish(name: str, version: str, alias: str) -> None:
+    """Complete an earlier attempt that created `version` but died before (or while) setting
+    `@alias` and could not remove the version: give it the alias, unless it has aliases
+    already or a newer version exists (then the alias belongs to that one)."""
+    c = tracking.client()
+    if c.get_model_version(name, version).aliases:
+        return
+    newest = max(int(v.version) for v in c.search_model_versions(f"name='{name}'"))
+    if newest == int(version):
+        c.set_registered_model_alias(name, alias, version)
 
 
 def get_alias_version(name: str, alias: str) -> str | None:

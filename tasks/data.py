@@ -16,7 +16,7 @@ from components.examples import Examples, infer_labels, to_examples
 from components.validation import DataValidationError, save_report, validate_splits
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, retries=0)  # unreadable data stays unreadable
 def load_data(config: PipelineConfig, run_id: str) -> RawSplits:
     """Read the splits and record the data version on the MLflow run."""
     raw = load_splits(config.data, tracking.project_dir())
@@ -27,7 +27,7 @@ def load_data(config: PipelineConfig, run_id: str) -> RawSplits:
     return raw
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, retries=0)  # invalid data stays invalid: never retried
 def validate_data(raw: RawSplits, config: PipelineConfig, run_id: str) -> Examples:
     """Run the domain's suite; a failure stops the flow here, before training."""
     data = config.data

@@ -23,6 +23,7 @@ from components.evaluation import (
 from components.examples import Examples
 from components.modeling import load_bundle
 from components.training import TrainResult
+from tasks.policy import transient
 
 
 @dataclass
@@ -38,7 +39,7 @@ def _with_min_recall(metrics: dict | None) -> dict | None:
     return None if metrics is None else {**metrics, "min_recall": min_recall(metrics)}
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, **transient())
 def evaluate(
     trained: TrainResult,
     examples: Examples,

@@ -16,6 +16,7 @@ from components.examples import Examples
 from components.selection import Selection, selection_tags
 from components.training import TrainResult
 from tasks.evaluation import Evaluation
+from tasks.policy import transient
 
 
 @dataclass
@@ -56,7 +57,7 @@ def lineage_tags(
     }
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, **transient())
 def check_for_changes(
     config: PipelineConfig, data_version: DataVersion, force: bool, run_id: str
 ) -> str | None:
@@ -81,7 +82,7 @@ def check_for_changes(
     return reason
 
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+@task(cache_policy=NO_CACHE, **transient())
 def register_model(
     trained: TrainResult,
     evaluation: Evaluation,
@@ -91,13 +92,23 @@ def register_model(
     config: PipelineConfig,
     run_id: str,
 ) -> Registration:
-    """Log the pyfunc model, register a version (`@challenger`), apply the policy."""
+    """Log the pyfunc model, register a version (`@challenger`), apply the policy. Safe to
+    retry: a run registers at most one version, and `@champion` is not touched here."""
     policy, name = config.registry, config.registry.model_name
     if not policy.enabled:
         return Registration(decision=["registration disabled (registry.enabled=false)"])
-    source = registry.log_pyfunc_model(run_id, trained.bundle_dir, examples.test.texts[:3])
-    tags = lineage_tags(config, data_version, selection, trained, evaluation)
-    version = registry.register_version(name, source, run_id, tags)
+    try:
+        source = registry.log_pyfunc_model(run_id, trained.bundle_dir, examples.test.texts[:3])
+        tags = lineage_tags(config, data_version, selection, trained, evaluation)
+        version = registry.register_version(name, source, run_id, tags)
+    except registry.RegistryError:
+        raise
+    except Exception as err:  # unreachable server, timeouts, storage errors
+        raise registry.RegistryError(
+            f"could not register {name} for MLflow run {run_id} at {tracking.tracking_uri()}: "
+            f"{type(err).__name__}: {err}. @champion was not touched; re-running registers "
+            "this run's model once"
+        ) from err
     decision = registry.decide_promotion(
         evaluation.metrics, evaluation.baseline, evaluation.champion, policy
     )
@@ -118,7 +129,7 @@ def register_model(
     )
 
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+@task(cache_policy=NO_CACHE, **transient())
 def promote_model(
     registration: Registration, config: PipelineConfig, run_id: str, approved_by: str = ""
 ) -> Registration:

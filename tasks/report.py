@@ -13,10 +13,11 @@ from components.report import RunSummary, model_card
 from components.selection import Selection
 from components.training import TrainResult
 from tasks.evaluation import Evaluation
+from tasks.policy import transient
 from tasks.registry import Registration
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, **transient())
 def publish_model_card(
     config: PipelineConfig,
     run_id: str,

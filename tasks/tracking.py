@@ -10,11 +10,13 @@ from prefect.runtime import flow_run
 
 from components import tracking
 from components.config import PipelineConfig
+from tasks.policy import cached, flow_run_key, transient
 
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 5])
+@task(**transient(), **cached(flow_run_key))
 def start_mlflow_run(config: PipelineConfig) -> str:
-    """Create the MLflow run for this flow run and log the whole config as params."""
+    """Create the MLflow run for this flow run and log the whole config as params. A retried
+    flow run gets the same MLflow run back (cached per flow run)."""
     experiment = tracking.ensure_experiment(config.registry.experiment)
     tags = {
         "domain": config.domain,
@@ -29,9 +31,15 @@ def start_mlflow_run(config: PipelineConfig) -> str:
     return run.info.run_id
 
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 5])
+@task(cache_policy=NO_CACHE, **transient())
 def end_mlflow_run(run_id: str, status: str, error: str | None = None) -> None:
-    """Mark the run FINISHED or FAILED (with the error as a tag)."""
+    """Mark the run FINISHED or FAILED (with the error as a tag). A run that finishes after a
+    failed attempt (a retried flow run) keeps that attempt's error as `retried_after_error`."""
     if error:
         tracking.set_tags(run_id, {"error": error[:4000]})
+    elif status == "FINISHED":
+        earlier = tracking.client().get_run(run_id).data.tags.get("error")
+        if earlier:
+            tracking.set_tags(run_id, {"retried_after_error": earlier})
+            tracking.client().delete_tag(run_id, "error")
     tracking.client().set_terminated(run_id, status)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
-from prefect.cache_policies import NO_CACHE
 
 from components import tracking
 from components.baseline import BaselineResult, run_baseline
@@ -16,9 +15,10 @@ from components.config import PipelineConfig
 from components.examples import Examples
 from components.selection import Selection, run_selection, save_selection_plot
 from components.training import TrainResult, train_classifier, training_key
+from tasks.policy import cached
 
 
-@task(cache_policy=NO_CACHE)
+@task(**cached())
 def fit_baseline(examples: Examples, config: PipelineConfig, run_id: str) -> BaselineResult:
     """Frozen embeddings + logistic regression: the bar to beat, and the head's start."""
     m = config.model
@@ -37,7 +37,7 @@ def fit_baseline(examples: Examples, config: PipelineConfig, run_id: str) -> Bas
     return result
 
 
-@task(cache_policy=NO_CACHE)
+@task(**cached())
 def select_trainable_parameters(
     examples: Examples, baseline: BaselineResult, config: PipelineConfig, run_id: str
 ) -> Selection:
@@ -73,7 +73,7 @@ def select_trainable_parameters(
     return selection
 
 
-@task(cache_policy=NO_CACHE)
+@task(**cached())
 def train_adapter(
     examples: Examples,
     selection: Selection,
