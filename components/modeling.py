@@ -182,6 +182,30 @@ def save_bundle(model: PooledClassifier, folder: Path, manifest: dict[str, Any])
     return folder
 
 
+# files whose loading means unpickling (torch/pickle/joblib formats): never loaded
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".dill")
+
+
+def refuse_pickled_weights(folder: Path, what: str) -> None:
+    """Raise ModelLoadError if `folder` holds any file that would need unpickling to load.
+
+    peftops saves and loads safetensors only; a pickle can run code when loaded, so a bundle
+    or registry artifact that carries one is refused before anything is read from it."""
+    folder = Path(folder)
+    found = sorted(
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if p.is_file() and p.suffix.lower() in PICKLE_SUFFIXES
+    )
+    if found:
+        shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+        raise ModelLoadError(
+            f"refusing to load {what}: it holds {shown}, which would need unpickling "
+            "(pickled files can run code when loaded). peftops loads safetensors only: "
+            "re-save the weights as .safetensors, or re-register the model from a peftops run"
+        )
+
+
 def read_manifest(folder: Path) -> dict[str, Any]:
     path = Path(folder) / MANIFEST
     if not path.is_file():
@@ -230,6 +254,7 @@ def load_bundle(folder: Path, merge: bool = True) -> TextClassifier:
 
     folder = Path(folder)
     manifest = read_manifest(folder)
+    refuse_pickled_weights(folder, f"model bundle {folder}")
     backbone, tokenizer, _ = load_backbone(manifest["base_model"])
     if manifest["weights"] == "adapter":
         backbone = PeftModel.from_pretrained(backbone, str(folder / "adapter"))

@@ -26,7 +26,7 @@ from components import tracking
 from components.config import PipelineConfig, RegistryConfig
 from components.data import DataVersion
 from components.evaluation import min_recall
-from components.modeling import load_bundle
+from components.modeling import load_bundle, refuse_pickled_weights
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -166,10 +166,20 @@ def model_uri(name: str, alias_or_version: str) -> str:
 
 
 def load_model(name: str, alias_or_version: str):
+    """The registered pyfunc model. Its artifacts are downloaded and checked first: a model
+    that would need unpickling (a pickled `python_model.pkl`, `*.bin`/`*.pt` weights, ...)
+    is refused with a ModelLoadError before any of it is loaded."""
+    import mlflow.artifacts
     import mlflow.pyfunc
 
     mlflow.set_tracking_uri(tracking.tracking_uri())
-    return mlflow.pyfunc.load_model(model_uri(name, alias_or_version))
+    uri = model_uri(name, alias_or_version)
+    download = tempfile.TemporaryDirectory(prefix="peftops-model-")
+    local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=download.name)
+    refuse_pickled_weights(Path(local), f"{uri}")
+    model = mlflow.pyfunc.load_model(local)
+    model._peftops_download = download  # removed with the model
+    return model
 
 
 @dataclass
