@@ -722,11 +722,69 @@ def _load_path(
     try:
         if not tree.exists(where):
             raise DataLoadError(_missing_path_error(tree, where, root, config, rev))
-        source = _read_local_source(tree, where)
         tracked = _find_dvc_md5(tree, where, root)
+        if rev is None and tracked is not None:  # versioned data first, then read it
+            check_dvc_workspace(target, Path(tracked[0]))
+        source = _read_local_source(tree, where)
     finally:
         tree.close()
     return source, commit, tracked[1] if tracked else None
+
+
+def _dvc_root(start: Path) -> Path | None:
+    for folder in [start, *start.parents]:
+        if (folder / ".dvc").is_dir():
+            return folder
+    return None
+
+
+def check_dvc_workspace(target: Path, dvc_file: Path) -> None:
+    """Refuse DVC-tracked data whose workspace copy is not what its `.dvc` file (or `dvc.lock`)
+    records, or whose `.dvc` file is not committed to git: such a run could not be traced back
+    to a data version. Uses DVC's own `data status` (cached file hashes make it cheap)."""
+    from dvc.repo import Repo
+
+    root = _dvc_root(dvc_file.parent)
+    if root is None:  # a stray .dvc file outside any DVC project: nothing to check against
+        return
+    relative = os.path.relpath(target, root)
+    try:
+        with Repo(str(root)) as repo:
+            status = repo.data_status(targets=[relative], granular=True)
+    except Exception as err:  # not a usable DVC/git project: report, do not guess
+        raise DataLoadError(
+            f"cannot check {relative} against {os.path.relpath(dvc_file, root)} with DVC "
+            f"({type(err).__name__}: {err}); fix the DVC project in {root} (`dvc doctor`)"
+        ) from err
+    changes = [
+        f"{kind}: {path}"
+        for kind, paths in sorted((status.get("uncommitted") or {}).items())
+        for path in paths
+    ]
+    meta = os.path.relpath(dvc_file, root)
+    if dvc_file.name == "dvc.lock":
+        fix = "`dvc commit` (or `dvc repro`) and `git commit dvc.lock`"
+    else:
+        out = meta[: -len(".dvc")]
+        fix = f"`dvc add {out} && git add {meta} && git commit -m 'data: ...'`"
+    if changes:
+        more = f" and {len(changes) - 8} more" if len(changes) > 8 else ""
+        shown = "; ".join(changes[:8]) + more
+        raise DataLoadError(
+            f"the DVC-tracked data in {relative} differs from what {meta} records ({shown}). "
+            f"A run must read a versioned dataset: version the change with {fix}, or restore "
+            f"the recorded data with `dvc checkout {meta}`"
+        )
+    committed = [
+        f"{kind}: {path}"
+        for kind, paths in sorted((status.get("committed") or {}).items())
+        for path in paths
+    ]
+    if committed:
+        raise DataLoadError(
+            f"{meta} records a version of {relative} that is not committed to git "
+            f"({'; '.join(committed[:8])}): commit it first (`git add {meta} && git commit`)"
+        )
 
 
 def load_splits(config: DataConfig, project_dir: Path) -> RawSplits:
