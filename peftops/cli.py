@@ -293,6 +293,28 @@ def bench_quality(
     run_quality_benchmark(dataset, quick=quick, only=list(only or []), threads=threads)
 
 
+@bench.command("speed")
+def bench_speed(
+    quick: Annotated[bool, typer.Option(help="Smaller runs (< 10 min on 2 cores).")] = False,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Run only these benchmarks (repeatable): throughput, padding, orchestration, "
+            "inference, memory, scaling."
+        ),
+    ] = None,
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
+) -> None:
+    """The pipeline vs hand-written baselines: one JSON line per comparison, ratios on stderr."""
+    _quiet_environment()
+    from peftops.bench.speed import BENCHMARKS, run_speed_benchmark
+
+    unknown = sorted(set(only or []) - set(BENCHMARKS))
+    if unknown:
+        raise _fail(f"unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}", EXIT_CONFIG)
+    run_speed_benchmark(quick=quick, only=list(only or []), threads=threads)
+
+
 def main() -> None:
     try:
         app()

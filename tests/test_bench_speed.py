@@ -1,0 +1,108 @@
+"""`peftops bench speed` internals on a tiny model: the ratio orientation, the hand-written
+baseline loop, padding, and the plain (no Prefect, no MLflow) pipeline script. The benchmark
+itself is a command, not a test (docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from typer.testing import CliRunner
+
+from components.batching import encode, iter_batches
+from peftops.bench import speed
+from toy_data import LABELS, toy_split
+
+
+def _ctx(tmp_path, model: str = "unused") -> speed.Context:
+    return speed.Context(speed.QUICK, "test", 1, "cpu", tmp_path, base_model=model)
+
+
+def test_ratio_is_oriented_so_higher_favours_the_pipeline(tmp_path, capsys):
+    ctx = _ctx(tmp_path)
+    fast = speed.comparison(ctx, "training_throughput", 96.0, "bare", 100.0, "samples/s")
+    assert fast["ratio"] == 0.96 and fast["target_met"] is True
+    slow = speed.comparison(ctx, "orchestration_warm", 50.0, "plain", 40.0, "s", False)
+    assert slow["ratio"] == 0.8 and slow["target_met"] is False  # 20 % overhead > 10 %
+    rss = speed.comparison(ctx, "memory_peak_rss", 700.0, "full", 1000.0, "MB", False)
+    assert rss["ratio"] == round(1000 / 700, 3) and rss["target_met"] is True
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["benchmark"] for r in printed] == [
+        "training_throughput",
+        "orchestration_warm",
+        "memory_peak_rss",
+    ]
+    for row in printed:
+        assert {"benchmark", "value", "baseline", "baseline_value", "ratio", "unit"} <= set(row)
+
+
+def test_alternating_rounds_reverse_the_order(tmp_path):
+    calls: list[str] = []
+    sides = {"a": lambda: calls.append("a") or 1.0, "b": lambda: calls.append("b") or 2.0}
+    out = speed._alternate(sides, 3)
+    assert calls == ["a", "b", "b", "a", "a", "b"]
+    assert out == {"a": [1.0, 1.0, 1.0], "b": [2.0, 2.0, 2.0]}
+
+
+def test_bare_loop_and_pipeline_steps_run_on_a_tiny_model(tiny_bert, tmp_path):
+    from transformers import AutoTokenizer
+
+    train = toy_split(48, 0)
+    rate = speed.bare_loop(
+        str(tiny_bert),
+        ["query", "value"],
+        train.texts,
+        train.label_ids,
+        len(LABELS),
+        max_length=32,
+        batch_size=16,
+        seed=1,
+        lr=1e-3,
+        head_lr=1e-3,
+        weight_decay=0.01,
+        warmup_ratio=0.1,
+        r=4,
+        alpha=8,
+        dropout=0.0,
+    )
+    assert rate > 0 and math.isfinite(rate)
+
+    config = speed._config(LABELS, 32, 16, 1, str(tiny_bert))
+    model, _, optimizer = speed._training_model(config, len(LABELS))
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_bert))
+    enc = encode(tokenizer, train.texts, 32, train.label_ids, cache=False)
+    fixed = list(iter_batches(enc, 16, 0, shuffle=True, seed=1, group_by_length=False, pad_to=32))
+    grouped = list(iter_batches(enc, 16, 0, shuffle=True, seed=1, group_by_length=True))
+    assert {b["input_ids"].shape[1] for b in fixed} == {32}
+    assert sum(b["input_ids"].numel() for b in grouped) < sum(b["input_ids"].numel() for b in fixed)
+    samples, seconds = speed._train_steps(model, optimizer, iter(grouped))
+    assert samples == 48 and seconds > 0
+
+
+def test_plain_pipeline_runs_the_flow_components_without_prefect_or_mlflow(
+    tiny_bert, tmp_path, monkeypatch
+):
+    from conftest import tiny_config
+
+    monkeypatch.setenv("PEFTOPS_HOME", str(tmp_path))
+    config = tiny_config("finance", tiny_bert, "training.epochs=1", "data.max_train_examples=160")
+    result = speed.plain_pipeline(config, tmp_path)
+    assert list(result["stages"]) == [
+        "load_data",
+        "validate_data",
+        "fit_baseline",
+        "select_trainable_parameters",
+        "train_adapter",
+        "evaluate",
+    ]
+    assert 0.0 <= result["accuracy"] <= 1.0
+    assert (tmp_path / "plain" / "confusion.png").is_file()
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_cli_rejects_an_unknown_benchmark():
+    from peftops.cli import app
+
+    result = CliRunner().invoke(app, ["bench", "speed", "--only", "nope"])
+    assert result.exit_code == 2
+    assert "unknown benchmark" in result.output
