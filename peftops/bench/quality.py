@@ -38,16 +38,29 @@ QUICK = {
     "medical_abstracts": Mode(max_train=500, max_test=300, epochs=2, max_length=128),
 }
 FULL = {
-    "banking77": Mode(max_train=None, max_test=None, epochs=3),
+    "banking77": Mode(max_train=None, max_test=None, epochs=2),
     "medical_abstracts": Mode(max_train=None, max_test=None, epochs=3),
 }
 
-# name -> config overrides; learning rates are each method's usual working range
+# name -> config overrides; learning rates are each method's usual working range (LoRA-family
+# 3e-3: on banking77 quick, 3e-3 scored 0.884 vs 0.881 at 1e-3 with the LP-FT head)
 CONFIGURATIONS: dict[str, dict[str, Any]] = {
     "head_only": {"method": {"name": "full"}, "selection": {"strategy": "head_only"}},
-    "lora_attention": {"method": {"name": "lora", "r": 8}, "selection": {"strategy": "attention"}},
-    "lora_auto": {"method": {"name": "lora", "r": 8}, "selection": {"strategy": "auto"}},
-    "dora_attention": {"method": {"name": "dora", "r": 8}, "selection": {"strategy": "attention"}},
+    "lora_attention": {
+        "method": {"name": "lora", "r": 8},
+        "selection": {"strategy": "attention"},
+        "training": {"learning_rate": 3e-3},
+    },
+    "lora_auto": {
+        "method": {"name": "lora", "r": 8},
+        "selection": {"strategy": "auto"},
+        "training": {"learning_rate": 3e-3},
+    },
+    "dora_attention": {
+        "method": {"name": "dora", "r": 8},
+        "selection": {"strategy": "attention"},
+        "training": {"learning_rate": 3e-3},
+    },
     "ia3_all_linear": {
         "method": {"name": "ia3"},
         "selection": {"strategy": "all_linear"},
