@@ -47,7 +47,7 @@ class MlflowServer:
     def start(self, timeout: float = 300) -> MlflowServer:
         template = _TEMPLATE.get("db")
         fresh = not self.db.exists()
-        if fresh and template is not None and not self.extra_args:
+        if fresh and template is not None:
             shutil.copy(template, self.db)
         env = {
             **os.environ,
@@ -92,7 +92,7 @@ class MlflowServer:
         else:
             self.stop()
             raise RuntimeError(f"mlflow server did not start: {self.log.read_text()[-3000:]}")
-        if fresh and "db" not in _TEMPLATE and not self.extra_args:
+        if fresh and "db" not in _TEMPLATE:
             copy = Path(os.environ.get("TMPDIR", "/tmp")) / f"peftops-mlflow-{os.getpid()}.db"
             shutil.copy(self.db, copy)
             _TEMPLATE["db"] = copy

@@ -1,0 +1,79 @@
+"""MLflow with authentication, as `infra/` runs it: a real `mlflow server --app-name basic-auth`
+using `infra/mlflow-auth.ini`, the admin's credentials from the environment only. Requests
+without (or with wrong) credentials are refused with 401; peftops, given
+MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD, tracks and registers as usual."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import urllib.error
+import urllib.request
+
+import pytest
+from mlflow.exceptions import MlflowException
+from mlflow_servers import MlflowServer
+
+from components import registry, tracking
+from conftest import REPO
+
+SEARCH = "/api/2.0/mlflow/experiments/search?max_results=5"
+
+
+@pytest.fixture()
+def auth_server(tmp_path, workspace):
+    folder = tmp_path / "mlflow-auth"
+    folder.mkdir()
+    ini = (REPO / "infra" / "mlflow-auth.ini").read_text()
+    assert not [line for line in ini.splitlines() if line.startswith("admin_password")]
+    ini = ini.replace("sqlite:////var/lib/mlflow-auth/", f"sqlite:///{folder}/")
+    (folder / "auth.ini").write_text(ini)
+    password = secrets.token_urlsafe(16)  # made up here: no credentials in the repository
+    srv = MlflowServer(
+        folder,
+        extra_args=("--app-name", "basic-auth"),
+        env={
+            "MLFLOW_AUTH_CONFIG_PATH": str(folder / "auth.ini"),
+            "MLFLOW_AUTH_ADMIN_USERNAME": "admin",
+            "MLFLOW_AUTH_ADMIN_PASSWORD": password,
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
+        },
+    ).start()
+    srv.password = password
+    yield srv
+    srv.stop()
+
+
+def _get(url: str, user: str | None = None, password: str | None = None) -> int:
+    request = urllib.request.Request(url)
+    if user is not None:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def test_unauthenticated_requests_are_refused_and_authenticated_ones_work(auth_server, monkeypatch):
+    url = auth_server.uri + SEARCH
+    assert _get(url) == 401
+    assert _get(url, "admin", "wrong-password") == 401
+    assert _get(url, "admin", auth_server.password) == 200
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", auth_server.uri)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    with pytest.raises(MlflowException, match=r"401|not authenticated"):
+        tracking.ensure_experiment("peftops-auth")
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", auth_server.password)
+    run_id = tracking.client().create_run(tracking.ensure_experiment("peftops-auth")).info.run_id
+    tracking.log_metrics(run_id, {"test.macro_f1": 0.5})
+    assert tracking.client().get_run(run_id).data.metrics["test.macro_f1"] == 0.5
+    tracking.client().create_registered_model("peftops-auth")
+    assert registry.get_alias_version("peftops-auth", registry.CHAMPION) is None
+    assert _get(url, "admin", auth_server.password) == 200
