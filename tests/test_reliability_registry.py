@@ -112,7 +112,7 @@ def test_registry_down_during_registration_retries_fails_cleanly_and_rerun_regis
         server.start()  # same store, same port
         c = tracking.client()
         found = c.search_model_versions(f"name='{NAME}'")
-        seen["versions"] = [(v.version, v.run_id) for v in found]
+        seen["versions"] = [(str(v.version), v.run_id) for v in found]
         seen["champion"] = registry.get_alias_version(NAME, registry.CHAMPION)
         seen["challenger"] = registry.get_alias_version(NAME, registry.CHALLENGER)
 
@@ -160,10 +160,32 @@ def test_registry_down_during_registration_retries_fails_cleanly_and_rerun_regis
     # ... and registered exactly one version for that run; registering again changes nothing
     def versions_of_run():
         found = c.search_model_versions(f"name='{NAME}'")
-        return [v.version for v in found if v.run_id == run.info.run_id]
+        return [str(v.version) for v in found if v.run_id == run.info.run_id]
 
     assert versions_of_run() == [summary.version]
     source = c.get_model_version(NAME, summary.version).source
     assert registry.register_version(NAME, source, run.info.run_id, {}) == summary.version
     assert versions_of_run() == [summary.version]
     assert registry.get_alias_version(NAME, registry.CHALLENGER) == summary.version
+
+
+def test_a_version_left_without_its_alias_is_completed_by_the_rerun_not_duplicated(
+    workspace, tiny_bert, tmp_path
+):
+    """An attempt that died after creating the version but before `@challenger` (and could not
+    remove it): re-registering the run completes that version instead of adding another."""
+    labels = ["card", "transfer"]
+    model, _, resolved = build_classifier(str(tiny_bert), len(labels))
+    bundle = save_bundle(
+        model, tmp_path / "b", {"base_model": resolved.reference, "labels": labels}
+    )
+    run_id = tracking.client().create_run(tracking.ensure_experiment(NAME)).info.run_id
+    source = registry.log_pyfunc_model(run_id, bundle, ["x"])
+    c = tracking.client()
+    c.create_registered_model(NAME)
+    orphan = c.create_model_version(NAME, source, run_id=run_id).version  # the died attempt
+    assert registry.get_alias_version(NAME, registry.CHALLENGER) is None
+
+    assert registry.register_version(NAME, source, run_id, {}) == str(orphan)
+    assert [str(v.version) for v in c.search_model_versions(f"name='{NAME}'")] == [str(orphan)]
+    assert registry.get_alias_version(NAME, registry.CHALLENGER) == str(orphan)
