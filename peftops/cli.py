@@ -259,16 +259,87 @@ def serve(
     no_schedules: Annotated[
         bool, typer.Option(help="Register the deployments without their cron schedules.")
     ] = False,
+    domain: Annotated[
+        list[str] | None,
+        typer.Option(help="Serve only this domain's deployment (repeatable; default: all)."),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Bake a config override into the deployments' default parameters: "
+            "--set training.epochs=2 (repeatable; applied to each domain's preset).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the finance and healthcare deployments from this process (Ctrl-C stops).
 
-    Needs a Prefect server: `prefect server start` and PREFECT_API_URL (see README)."""
+    Needs a Prefect server: `peftops server` starts one with everything, or run
+    `prefect server start` and set PREFECT_API_URL (see README)."""
     _quiet_environment()
+    from components.config import ConfigError
+
+    try:
+        from flows.deployments import build_deployments
+
+        deployments = build_deployments(
+            schedules=not no_schedules,
+            domains=list(domain or ("finance", "healthcare")),
+            overrides=list(set_ or []),
+        )
+    except (ConfigError, ValueError) as err:
+        raise _fail(str(err), EXIT_CONFIG) from None
     from prefect import serve as prefect_serve
 
-    from flows.deployments import build_deployments
+    prefect_serve(*deployments)
 
-    prefect_serve(*build_deployments(schedules=not no_schedules))
+
+@app.command()
+def server(
+    host: Annotated[str, typer.Option(help="Interface to bind both servers to.")] = "127.0.0.1",
+    prefect_port: Annotated[int, typer.Option(help="Prefect server + UI port.")] = 4200,
+    mlflow_port: Annotated[int, typer.Option(help="MLflow UI port.")] = 5000,
+    no_schedules: Annotated[
+        bool, typer.Option(help="Register the deployments without their cron schedules.")
+    ] = False,
+    domain: Annotated[
+        list[str] | None, typer.Option(help="Serve only this domain (repeatable).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Config override baked into the deployments (repeatable)."),
+    ] = None,
+) -> None:
+    """Start a local Prefect server with its UI, the MLflow UI on the project's store, and
+    serve the deployments; analytics and telemetry off. Ctrl-C stops all of it."""
+    _quiet_environment()
+    from components import tracking
+    from components.config import ConfigError, apply_overrides, load_preset
+    from peftops.server import ServiceError, run_local_stack
+
+    domains = list(domain or ("finance", "healthcare"))
+    try:  # fail here, before starting anything, on a bad domain or override
+        for name in domains:
+            if name not in ("finance", "healthcare"):
+                raise ConfigError(f"no deployment for {name!r}; choose finance or healthcare")
+            apply_overrides(load_preset(name), list(set_ or []))
+    except ConfigError as err:
+        raise _fail(str(err), EXIT_CONFIG) from None
+    try:
+        code = run_local_stack(
+            host,
+            prefect_port,
+            mlflow_port,
+            tracking.tracking_uri(),
+            tracking.project_dir(),
+            schedules=not no_schedules,
+            domains=domains,
+            overrides=list(set_ or []),
+            echo=typer.echo,
+        )
+    except ServiceError as err:
+        raise _fail(str(err), EXIT_FAILED) from None
+    raise typer.Exit(code)
 
 
 bench = typer.Typer(no_args_is_help=True, help="Benchmarks on real data (not tests).")
