@@ -1,0 +1,238 @@
+"""Triggering from the UI, end to end: `peftops server` (what `make ui` runs: a Prefect server
+with its UI, the MLflow UI on the project's SQLite store, and the served finance deployment)
+driven by a real headless Chromium (Debian's `chromium` package) through Playwright.
+
+The browser opens the finance deployment's custom-run form, checks that the config is a form
+with descriptions, a dropdown and bounds, starts a run with changed parameters, and the test
+then follows the run through the Prefect API and the new version through MLflow.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import get_args
+
+import pytest
+
+from components.config import MethodName, TrainingConfig
+from conftest import DATA
+from peftops.server import free_port, port_is_free, tail
+
+pytestmark = pytest.mark.ui
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+NAME = "peftops-finance"
+READY = "Ctrl-C stops all of it."
+
+
+@pytest.fixture()
+def chromium() -> str:
+    if CHROMIUM:
+        return CHROMIUM
+    if os.environ.get("CI"):
+        pytest.fail("chromium is not installed: .ci/run installs Debian's chromium package")
+    pytest.skip("needs Debian's chromium package (apt-get install chromium); CI installs it")
+
+
+def _children(pid: int) -> list[int]:
+    """Direct children of `pid`, from /proc."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.fixture()
+def local_stack(tmp_path, tiny_bert):
+    """`peftops server` in a subprocess: its own project folder, Prefect home and ports;
+    the finance deployment fast (tiny model, 160 training examples, 1 epoch by default)."""
+    prefect_port, mlflow_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "PEFTOPS_HOME": str(tmp_path),
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "HF_HUB_OFFLINE": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+    for name in ("PREFECT_API_URL", "MLFLOW_REGISTRY_URI"):
+        env.pop(name, None)
+    peftops = str(Path(sys.executable).parent / "peftops")
+    cmd = [
+        peftops,
+        "server",
+        "--prefect-port",
+        str(prefect_port),
+        "--mlflow-port",
+        str(mlflow_port),
+        "--no-schedules",
+        "--domain",
+        "finance",
+    ]
+    for item in (
+        f"data.path={DATA / 'finance'}",
+        f"model.base_model={tiny_bert}",
+        "data.max_train_examples=160",
+        "validation.min_examples_per_class=5",
+        "training.epochs=1",
+        "training.batch_size=32",
+        "evaluation.batch_size=128",
+        "registry.require_beats_baseline=false",
+    ):
+        cmd += ["--set", item]
+    log = tmp_path / "server.out"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            cmd, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    stack = {
+        "proc": proc,
+        "log": log,
+        "prefect": f"http://127.0.0.1:{prefect_port}",
+        "mlflow": f"http://127.0.0.1:{mlflow_port}",
+        "ports": (prefect_port, mlflow_port),
+        "tracking_uri": env["MLFLOW_TRACKING_URI"],
+    }
+    try:
+        deadline = time.monotonic() + 420
+        while READY not in log.read_text(errors="replace"):
+            assert proc.poll() is None, f"peftops server exited:\n{tail(log)}"
+            assert time.monotonic() < deadline, f"peftops server not ready:\n{tail(log)}"
+            time.sleep(1)
+        yield stack
+    finally:
+        if proc.poll() is None:  # the test did not get to stop it: Ctrl-C, then harder
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                proc.terminate()
+                proc.wait(timeout=60)
+
+
+def _field(page, label: str):
+    """The schema-form property whose label is `label` (innermost match)."""
+    return page.locator(
+        "xpath=//span[contains(@class,'schema-form-property__label') and "
+        f"starts-with(normalize-space(), '{label} (')]"
+        "/ancestor::div[contains(concat(' ', @class, ' '), ' schema-form-property ')][1]"
+    )
+
+
+def _flow_runs(client, deployment_id) -> list:
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    return client.read_flow_runs(
+        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+    )
+
+
+def test_custom_run_from_the_prefect_ui_registers_a_version(chromium, local_stack):
+    from mlflow import MlflowClient
+    from playwright.sync_api import expect, sync_playwright
+    from prefect.client.orchestration import SyncPrefectClient
+
+    url, proc = local_stack["prefect"], local_stack["proc"]
+    out = local_stack["log"].read_text()
+    assert url in out and local_stack["mlflow"] in out  # the URLs are printed
+    prefect = SyncPrefectClient(api=f"{url}/api")
+    prefect.__enter__()
+    deployment = prefect.read_deployment_by_name("peftops-finance/finance-retrain")
+    assert deployment.parameters["config"]["training"]["epochs"] == 1  # baked in by --set
+    assert _flow_runs(prefect, deployment.id) == []
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=chromium, args=["--no-sandbox", "--disable-dev-shm-usage"]
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(90_000)
+        expect.set_options(timeout=60_000)
+        try:
+            page.goto(f"{url}/deployments")
+            page.get_by_role("link", name="finance-retrain").first.click()
+            page.get_by_role("button", name="Run", exact=True).click()
+            page.get_by_text("Custom run").click()
+            page.wait_for_url(re.compile(r"/run(\?.*)?$"))
+
+            # the config as a form: descriptions, the --set default, a dropdown of the methods
+            epochs = _field(page, "Epochs")
+            expect(epochs).to_contain_text(TrainingConfig.model_fields["epochs"].description)
+            expect(epochs.locator("input")).to_have_value("1")
+            method = _field(page, "Name")
+            method.locator("button.p-select-button__control").focus()
+            page.keyboard.press("ArrowDown")
+            expect(page.locator(".p-select-option")).to_have_text(list(get_args(MethodName)))
+            page.locator(".p-select-option", has_text=re.compile(r"^\s*dora\s*$")).click()
+            expect(method.locator(".p-select-button__value")).to_have_text("dora")
+
+            # bounds: 0 epochs is refused with the field's minimum, and nothing starts
+            epochs.locator("input").fill("0")
+            page.get_by_role("button", name="Submit").click()
+            refused = page.get_by_text(re.compile(r"config\.training\.epochs.*minimum of 1"))
+            expect(refused.first).to_be_visible()
+            assert _flow_runs(prefect, deployment.id) == []
+
+            epochs.locator("input").fill("2")
+            page.get_by_role("button", name="Submit").click()
+            page.wait_for_url(re.compile(r"/deployments/deployment/[^/]+(\?.*)?$"))
+
+            # the run, through the Prefect API
+            deadline, runs = time.monotonic() + 420, []
+            while time.monotonic() < deadline:
+                runs = _flow_runs(prefect, deployment.id)
+                if runs and runs[0].state and runs[0].state.is_final():
+                    break
+                assert proc.poll() is None, tail(local_stack["log"])
+                time.sleep(2)
+            assert len(runs) == 1, runs
+            run = runs[0]
+            assert run.state.is_completed(), (run.state, tail(Path(local_stack["log"])))
+            assert run.parameters["config"]["training"]["epochs"] == 2
+            assert run.parameters["config"]["method"]["name"] == "dora"
+
+            # the new version, through MLflow: trained with what the form said
+            mlflow = MlflowClient(tracking_uri=local_stack["tracking_uri"])
+            versions = mlflow.search_model_versions(f"name='{NAME}'")
+            assert [str(v.version) for v in versions] == ["1"]
+            mlflow_run = mlflow.get_run(versions[0].run_id)
+            assert mlflow_run.data.params["training.epochs"] == "2"
+            assert mlflow_run.data.params["method.name"] == "dora"
+            assert mlflow_run.data.tags["prefect.flow_run_id"] == str(run.id)
+
+            # and both UIs show it
+            page.goto(f"{url}/runs/flow-run/{run.id}")
+            expect(page.get_by_text("Completed").first).to_be_visible()
+            page.goto(f"{local_stack['mlflow']}/#/models/{NAME}")
+            expect(page.get_by_text("Version 1").first).to_be_visible()
+        finally:
+            browser.close()
+            prefect.__exit__(None, None, None)
+
+    # Ctrl-C stops all of it: the servers and the deployments' process
+    children = _children(proc.pid)
+    assert len(children) == 3, children
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=120) == 0, tail(local_stack["log"])
+    assert not [pid for pid in children if _alive(pid)]
+    assert all(port_is_free("127.0.0.1", port) for port in local_stack["ports"])
