@@ -60,10 +60,18 @@ def pick_device() -> torch.device:
 
 
 def autocast_for(device: torch.device):
-    """bf16 autocast on GPUs that support it; plain fp32 on CPU."""
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+    """Mixed precision on CUDA: bf16 where the GPU supports it, else fp16 (with a gradient
+    scaler, `grad_scaler`); plain fp32 on CPU. Weights and optimiser state stay fp32."""
+    if device.type == "cuda":
+        bf16 = torch.cuda.is_bf16_supported()
+        return torch.autocast("cuda", dtype=torch.bfloat16 if bf16 else torch.float16)
     return nullcontext()
+
+
+def grad_scaler(device: torch.device) -> torch.amp.GradScaler:
+    """Loss scaling for fp16 autocast (GPUs without bf16); a pass-through otherwise."""
+    fp16 = device.type == "cuda" and not torch.cuda.is_bf16_supported()
+    return torch.amp.GradScaler("cuda", enabled=fp16)
 
 
 def _linear_warmup_decay(optimizer, warmup: int, total: int):
@@ -81,6 +89,41 @@ def _trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
     }
 
 
+_ALLOCATOR_STATS = ("ipt", "exp_avg_ipt", "exp_avg_unc")
+
+
+def _rank_allocator(model: nn.Module):
+    """AdaLoRA's rank allocator (None for other methods): its importance estimates and the
+    rank pattern it chose are training state too, so they go into the checkpoint."""
+    return getattr(getattr(model.backbone, "base_model", None), "rankallocator", None)
+
+
+def _allocator_state(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict | None]:
+    allocator = _rank_allocator(model)
+    if allocator is None:
+        return {}, None
+    tensors = {
+        f"{stat}/{name}": value.detach().cpu().contiguous()
+        for stat in _ALLOCATOR_STATS
+        for name, value in getattr(allocator, stat).items()
+    }
+    pattern = allocator.peft_config.rank_pattern
+    return tensors, {k: [bool(x) for x in v] for k, v in (pattern or {}).items()}
+
+
+def _restore_allocator(model: nn.Module, folder: Path, rank_pattern: dict | None) -> None:
+    allocator = _rank_allocator(model)
+    path = folder / "allocator.safetensors"
+    if allocator is None or not path.is_file():
+        return
+    device = next(model.parameters()).device
+    for key, value in load_file(str(path)).items():
+        stat, name = key.split("/", 1)
+        getattr(allocator, stat)[name] = value.to(device)
+    if rank_pattern:
+        allocator.peft_config.rank_pattern = rank_pattern
+
+
 def _write_checkpoint(
     root: Path, epoch: int, model: nn.Module, optimizer, scheduler, history: list[dict]
 ) -> Path:
@@ -94,7 +137,11 @@ def _write_checkpoint(
         {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
         partial / "optimizer.pt",
     )
-    (partial / "state.json").write_text(json.dumps({"epoch": epoch, "history": history}))
+    allocator, rank_pattern = _allocator_state(model)
+    if allocator:
+        save_file(allocator, str(partial / "allocator.safetensors"))
+    state = {"epoch": epoch, "history": history, "rank_pattern": rank_pattern}
+    (partial / "state.json").write_text(json.dumps(state))
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(partial, folder)
     return folder
@@ -181,6 +228,7 @@ def train_classifier(
         opt_state = torch.load(latest / "optimizer.pt", weights_only=True)
         optimizer.load_state_dict(opt_state["optimizer"])
         scheduler.load_state_dict(opt_state["scheduler"])
+        _restore_allocator(model, latest, state.get("rank_pattern"))
         history = state["history"]
         resumed = state["epoch"]
         start_epoch = resumed + 1
@@ -188,6 +236,7 @@ def train_classifier(
         shutil.rmtree(ckpt_root, ignore_errors=True)
         ckpt_root.mkdir(parents=True)
 
+    scaler = grad_scaler(device)
     train_time = sum(h["seconds"] for h in history)
     progress = tqdm(
         total=steps_per_epoch * (cfg.epochs - start_epoch + 1),
@@ -198,7 +247,7 @@ def train_classifier(
     for epoch in range(start_epoch, cfg.epochs + 1):
         torch.manual_seed(cfg.seed + epoch)  # dropout replays identically after a resume
         model.train()
-        started, loss_sum = time.perf_counter(), 0.0
+        started, cpu_started, loss_sum = time.perf_counter(), time.process_time(), 0.0
         batches = iter_batches(
             train_enc,
             cfg.batch_size,
@@ -211,8 +260,9 @@ def train_classifier(
             with autocast_for(device):
                 logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
             loss = nn.functional.cross_entropy(logits.float(), batch["labels"].to(device))
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             scheduler.step()
             if allocate is not None:
                 allocate(step)
@@ -221,6 +271,7 @@ def train_classifier(
             progress.update(1)
             progress.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}")
         seconds = time.perf_counter() - started
+        cpu_seconds = time.process_time() - cpu_started  # robust to other jobs on the machine
         train_time += seconds
         preds, val_loss = predict_ids(model, val_enc, pad_id, config.evaluation.batch_size)
         metrics = classification_metrics(validation.label_ids, preds, labels)
@@ -232,6 +283,7 @@ def train_classifier(
             "val_macro_f1": metrics["macro_f1"],
             "seconds": seconds,
             "samples_per_second": len(train_enc) / seconds,
+            "cpu_seconds": cpu_seconds,
         }
         history.append(record)
         _write_checkpoint(ckpt_root, epoch, model, optimizer, scheduler, history)

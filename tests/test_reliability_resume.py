@@ -22,7 +22,6 @@ from safetensors.torch import load_file
 from conftest import DATA, tiny_config
 from flows.pipeline import finance
 
-pytestmark = [pytest.mark.long, pytest.mark.usefixtures("prefect_harness")]
 EPOCHS = 3
 PEFTOPS = str(Path(sys.executable).parent / "peftops")
 SETTINGS = (
@@ -87,6 +86,8 @@ def _bundle_tensors(home: Path) -> dict:
     return {**{f"head.{k}": v for k, v in tensors.items()}, **adapter}
 
 
+@pytest.mark.long
+@pytest.mark.usefixtures("prefect_harness")
 def test_sigkilled_training_resumes_from_its_checkpoint_and_matches_an_uninterrupted_run(
     workspace, tiny_bert, tmp_path
 ):
@@ -147,3 +148,49 @@ def test_sigkilled_training_resumes_from_its_checkpoint_and_matches_an_uninterru
     # the registry holds one model per finished run, none from the killed attempt
     versions = client.search_model_versions("name='peftops-finance'")
     assert [v.run_id for v in versions] == [resumed["mlflow_run_id"]]
+
+
+def test_adalora_resume_restores_its_rank_allocator_and_matches_an_uninterrupted_run(
+    tiny_bert, tmp_path
+):
+    """AdaLoRA's importance estimates and rank pattern are training state too: resuming after
+    epoch 1 (mid rank pruning) ends with exactly the weights of an uninterrupted run."""
+    import shutil
+
+    from components.config import apply_overrides, load_preset
+    from components.selection import run_selection
+    from components.training import train_classifier
+    from toy_data import LABELS, toy_split
+
+    config = apply_overrides(
+        load_preset("custom"),
+        [
+            f"model.base_model={tiny_bert}",
+            "model.head_init=random",
+            "training.epochs=3",
+            "training.batch_size=8",
+            "training.learning_rate=0.01",
+            "training.head_learning_rate=0.05",
+            f"data.labels={json.dumps(LABELS)}",
+            "method.name=adalora",
+            "method.r=8",
+            "method.target_r=4",
+        ],
+    )
+    train, val = toy_split(64, 0), toy_split(16, 1)
+    selection = run_selection(config, train, len(LABELS))
+    full = train_classifier(config, selection, train, val, LABELS, tmp_path / "a")
+    first = tmp_path / "a" / "checkpoints" / "epoch-1"
+    assert (first / "allocator.safetensors").is_file()
+    shutil.copytree(first, tmp_path / "b" / "checkpoints" / "epoch-1")
+    resumed = train_classifier(config, selection, train, val, LABELS, tmp_path / "b")
+    assert resumed.resumed_from_epoch == 1
+    for a, b in zip(full.history, resumed.history, strict=True):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-6)
+    wa = load_file(str(tmp_path / "a" / "bundle" / "adapter" / "adapter_model.safetensors"))
+    wb = load_file(str(tmp_path / "b" / "bundle" / "adapter" / "adapter_model.safetensors"))
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        assert wa[name].shape == wb[name].shape
+        if wa[name].numel():
+            assert (wa[name] - wb[name]).abs().max().item() <= 1e-6, name
