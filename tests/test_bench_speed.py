@@ -36,6 +36,18 @@ def test_ratio_is_oriented_so_higher_favours_the_pipeline(tmp_path, capsys):
         assert {"benchmark", "value", "baseline", "baseline_value", "ratio", "unit"} <= set(row)
 
 
+def test_rate_pair_reports_wall_and_cpu_rates(tmp_path, capsys):
+    ctx = _ctx(tmp_path)
+    ours = [(100, 2.0, 4.0), (100, 1.0, 4.0), (100, 4.0, 4.0)]  # best wall 100/s; cpu 25/s
+    base = [(100, 1.25, 5.0), (100, 2.0, 5.0), (100, 3.0, 5.0)]  # best wall 80/s; cpu 20/s
+    speed.rate_pair(ctx, "training_throughput", ours, base, "bare", "samples/s")
+    wall, cpu = ctx.rows
+    assert (wall["value"], wall["baseline_value"], wall["ratio"]) == (100.0, 80.0, 1.25)
+    assert cpu["benchmark"] == "training_throughput_cpu" and cpu["unit"] == "samples/cpu-s"
+    assert (cpu["value"], cpu["baseline_value"], cpu["ratio"]) == (25.0, 20.0, 1.25)
+    assert cpu["target_met"] is True
+
+
 def test_alternating_rounds_reverse_the_order(tmp_path):
     calls: list[str] = []
     sides = {"a": lambda: calls.append("a") or 1.0, "b": lambda: calls.append("b") or 2.0}
@@ -48,7 +60,7 @@ def test_bare_loop_and_pipeline_steps_run_on_a_tiny_model(tiny_bert, tmp_path):
     from transformers import AutoTokenizer
 
     train = toy_split(48, 0)
-    rate = speed.bare_loop(
+    samples, wall, cpu = speed.bare_loop(
         str(tiny_bert),
         ["query", "value"],
         train.texts,
@@ -65,7 +77,7 @@ def test_bare_loop_and_pipeline_steps_run_on_a_tiny_model(tiny_bert, tmp_path):
         alpha=8,
         dropout=0.0,
     )
-    assert rate > 0 and math.isfinite(rate)
+    assert samples == 48 and wall > 0 and cpu > 0 and math.isfinite(samples / wall)
 
     config = speed._config(LABELS, 32, 16, 1, str(tiny_bert))
     model, _, optimizer = speed._training_model(config, len(LABELS))
@@ -75,8 +87,8 @@ def test_bare_loop_and_pipeline_steps_run_on_a_tiny_model(tiny_bert, tmp_path):
     grouped = list(iter_batches(enc, 16, 0, shuffle=True, seed=1, group_by_length=True))
     assert {b["input_ids"].shape[1] for b in fixed} == {32}
     assert sum(b["input_ids"].numel() for b in grouped) < sum(b["input_ids"].numel() for b in fixed)
-    samples, seconds = speed._train_steps(model, optimizer, iter(grouped))
-    assert samples == 48 and seconds > 0
+    samples, wall, cpu = speed._train_steps(model, optimizer, iter(grouped))
+    assert samples == 48 and wall > 0 and cpu > 0
 
 
 def test_plain_pipeline_runs_the_flow_components_without_prefect_or_mlflow(
@@ -85,7 +97,7 @@ def test_plain_pipeline_runs_the_flow_components_without_prefect_or_mlflow(
     from conftest import tiny_config
 
     monkeypatch.setenv("PEFTOPS_HOME", str(tmp_path))
-    config = tiny_config("finance", tiny_bert, "training.epochs=1", "data.max_train_examples=160")
+    config = tiny_config("finance", tiny_bert, "training.epochs=1", "data.max_train_examples=200")
     result = speed.plain_pipeline(config, tmp_path)
     assert list(result["stages"]) == [
         "load_data",
