@@ -6,6 +6,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export MLFLOW_DISABLE_TELEMETRY := true
 export GX_ANALYTICS_ENABLED := false
 export TOKENIZERS_PARALLELISM := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
@@ -31,6 +32,11 @@ run: data
 
 test: data
 	$(BIN)/python -m pytest
+
+# Prefect server + UI (:4200), MLflow UI on ./mlflow.db (:5000), the served deployments;
+# Ctrl-C stops all of it. Options: make ui UI_ARGS="--no-schedules --prefect-port 4300"
+ui: data
+	$(BIN)/peftops server $(UI_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
