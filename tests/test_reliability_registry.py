@@ -36,6 +36,22 @@ FAST = (
 EXPENSIVE = ("start_mlflow_run", "fit_baseline", "select_trainable_parameters", "train_adapter")
 
 
+def _retry_delays(task_run_id, expected: int) -> list[float]:
+    """The waits Prefect scheduled between a task run's attempts (its AwaitingRetry states)."""
+    from prefect.client.orchestration import get_client
+
+    deadline = time.time() + 60  # state changes reach the API asynchronously
+    with get_client(sync_client=True) as client:
+        while True:
+            states = client.read_task_run_states(task_run_id)
+            waits = [s for s in states if s.name == "AwaitingRetry"]
+            if len(waits) >= expected or time.time() > deadline:
+                break
+            time.sleep(0.5)
+    waits.sort(key=lambda s: s.timestamp)
+    return [(s.state_details.scheduled_time - s.timestamp).total_seconds() for s in waits]
+
+
 def _delays(task) -> list[float]:
     spec = task.retry_delay_seconds
     return list(spec(task.retries)) if callable(spec) else list(spec or [])
@@ -97,12 +113,12 @@ def test_registry_down_during_registration_retries_fails_cleanly_and_rerun_regis
 ):
     config = tiny_config("finance", tiny_bert, *FAST)
     champion = _champion_v1(tiny_bert, tmp_path, config.data.labels)
-    attempts: list[float] = []
+    attempts: list = []  # the register task run (all its retries share it)
     seen: dict = {}
     steps: list[tuple[str, str]] = []
 
     def stop_server_once(task, task_run, state):
-        attempts.append(time.monotonic())
+        attempts.append(task_run.id)
         if "stopped" not in seen:
             seen["stopped"] = True
             server.stop()
@@ -135,9 +151,11 @@ def test_registry_down_during_registration_retries_fails_cleanly_and_rerun_regis
 
     # first attempt: one try + the task's retries, each after a longer wait, then a clean failure
     retries = tasks.registry.register_model.retries
-    first = attempts[: retries + 1]
-    gaps = [b - a for a, b in itertools.pairwise(first)]
-    assert len(gaps) == retries and all(b > a for a, b in itertools.pairwise(gaps))
+    assert len(attempts) >= retries + 1 and len(set(attempts[: retries + 1])) == 1
+    delays = _retry_delays(attempts[0], retries)
+    assert len(delays) == retries, delays
+    assert all(b > a for a, b in itertools.pairwise(delays)), delays  # backoff: 0.5, 1, 2 s
+    assert 0.3 < delays[0] < 0.7, delays
     assert "could not register peftops-finance" in seen["failure"]
     assert "@champion was not touched" in seen["failure"]
     # ... that left nothing behind: no version for the run, no alias moved
