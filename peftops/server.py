@@ -28,6 +28,9 @@ QUIET_ENV = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "GX_ANALYTICS_ENABLED": "false",
     "TOKENIZERS_PARALLELISM": "false",
+    # no MLflow background job runner (GenAI online scoring / trace archival, unused here): it
+    # costs CPU and keeps `mlflow server` from stopping for ~20 s
+    "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
 }
 
 

@@ -23,9 +23,11 @@ import pytest
 
 from components.config import MethodName, TrainingConfig
 from conftest import DATA
-from peftops.server import free_port, port_is_free, tail
 
-pytestmark = pytest.mark.ui
+# imported here, not first inside CliRunner below: Prefect binds its console log handler to
+# the stderr of whoever imports it first, and CliRunner's stream is closed after `invoke`
+from flows.deployments import build_deployments
+from peftops.server import free_port, port_is_free, tail
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 NAME = "peftops-finance"
@@ -74,6 +76,7 @@ def local_stack(tmp_path, tiny_bert):
         "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
         "HF_HUB_OFFLINE": "1",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_RUNNER_POLL_FREQUENCY": "2",  # pick the UI's run up sooner (default 10 s)
     }
     for name in ("PREFECT_API_URL", "MLFLOW_REGISTRY_URI"):
         env.pop(name, None)
@@ -147,6 +150,7 @@ def _flow_runs(client, deployment_id) -> list:
     )
 
 
+@pytest.mark.ui
 def test_custom_run_from_the_prefect_ui_registers_a_version(chromium, local_stack):
     from mlflow import MlflowClient
     from playwright.sync_api import expect, sync_playwright
@@ -155,13 +159,10 @@ def test_custom_run_from_the_prefect_ui_registers_a_version(chromium, local_stac
     url, proc = local_stack["prefect"], local_stack["proc"]
     out = local_stack["log"].read_text()
     assert url in out and local_stack["mlflow"] in out  # the URLs are printed
-    prefect = SyncPrefectClient(api=f"{url}/api")
-    prefect.__enter__()
-    deployment = prefect.read_deployment_by_name("peftops-finance/finance-retrain")
-    assert deployment.parameters["config"]["training"]["epochs"] == 1  # baked in by --set
-    assert _flow_runs(prefect, deployment.id) == []
-
-    with sync_playwright() as pw:
+    with SyncPrefectClient(api=f"{url}/api") as prefect, sync_playwright() as pw:
+        deployment = prefect.read_deployment_by_name("peftops-finance/finance-retrain")
+        assert deployment.parameters["config"]["training"]["epochs"] == 1  # baked in by --set
+        assert _flow_runs(prefect, deployment.id) == []
         browser = pw.chromium.launch(
             executable_path=chromium, args=["--no-sandbox", "--disable-dev-shm-usage"]
         )
@@ -227,7 +228,6 @@ def test_custom_run_from_the_prefect_ui_registers_a_version(chromium, local_stac
             expect(page.get_by_text("Version 1").first).to_be_visible()
         finally:
             browser.close()
-            prefect.__exit__(None, None, None)
 
     # Ctrl-C stops all of it: the servers and the deployments' process
     children = _children(proc.pid)
@@ -236,3 +236,32 @@ def test_custom_run_from_the_prefect_ui_registers_a_version(chromium, local_stac
     assert proc.wait(timeout=120) == 0, tail(local_stack["log"])
     assert not [pid for pid in children if _alive(pid)]
     assert all(port_is_free("127.0.0.1", port) for port in local_stack["ports"])
+
+
+def test_deployment_defaults_from_overrides():
+    (finance,) = build_deployments(domains=["finance"], overrides=["training.epochs=2"])
+    assert finance.name == "finance-retrain"
+    assert finance.parameters["force"] is False
+    assert finance.parameters["config"]["training"]["epochs"] == 2
+    assert finance.parameters["config"]["domain"] == "finance"
+    plain = build_deployments(schedules=False)
+    assert [d.name for d in plain] == ["finance-retrain", "healthcare-retrain"]
+    assert all(d.parameters == {"force": False} and not d.schedules for d in plain)
+
+
+def test_server_refuses_bad_options_before_starting_anything(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from peftops.cli import app
+
+    monkeypatch.setenv("PEFTOPS_HOME", str(tmp_path))
+    port = free_port()
+    runner = CliRunner()
+    bad_value = ["server", "--prefect-port", str(port), "--set", "training.epochs=0"]
+    result = runner.invoke(app, bad_value)
+    assert result.exit_code == 2 and "training.epochs" in result.output
+    result = runner.invoke(app, ["server", "--prefect-port", str(port), "--domain", "custom"])
+    assert result.exit_code == 2 and "finance or healthcare" in result.output
+    result = runner.invoke(app, ["serve", "--domain", "finance", "--set", "no.such=1"])
+    assert result.exit_code == 2 and "no.such" in result.output
+    assert port_is_free("127.0.0.1", port) and not (tmp_path / ".peftops").exists()
