@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import get_args
 
 import pytest
+import requests
 
 from components.config import MethodName, TrainingConfig
 from conftest import DATA
@@ -159,6 +160,11 @@ def test_custom_run_from_the_prefect_ui_registers_a_version(chromium, local_stac
     url, proc = local_stack["prefect"], local_stack["proc"]
     out = local_stack["log"].read_text()
     assert url in out and local_stack["mlflow"] in out  # the URLs are printed
+    # analytics and telemetry off, as the servers themselves report it
+    settings = requests.get(f"{url}/api/admin/settings", timeout=30).json()
+    assert settings["server"]["analytics_enabled"] is False
+    ui_telemetry = requests.get(f"{local_stack['mlflow']}/ajax-api/3.0/mlflow/ui-telemetry")
+    assert ui_telemetry.json()["disable_ui_telemetry"] is True
     with SyncPrefectClient(api=f"{url}/api") as prefect, sync_playwright() as pw:
         deployment = prefect.read_deployment_by_name("peftops-finance/finance-retrain")
         assert deployment.parameters["config"]["training"]["epochs"] == 1  # baked in by --set
