@@ -1031,6 +1031,19 @@ def bench_inference(ctx: Context) -> None:
 # --------------------------------------------------------------------------- 5. memory
 
 
+def _peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM). Not `ru_maxrss`: Linux carries that over
+    from the parent across fork+exec, so a child of a big benchmark process would report
+    the parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:  # not Linux
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def memory_child(kind: str, examples: int, threads: int, model: str) -> dict:
     """In a fresh process: train LoRA or full FT for one epoch on fixed banking77 batches."""
     from components.selection import run_selection
@@ -1047,13 +1060,13 @@ def memory_child(kind: str, examples: int, threads: int, model: str) -> dict:
             "training": {"learning_rate": 5e-5},
         }
     config = _config(ex.labels, data.max_length, 32, threads, model, **extra)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    before = _peak_rss_mb()
     selection = run_selection(config, ex.train, len(ex.labels))
     with tempfile.TemporaryDirectory() as tmp:
         result = train_classifier(
             config, selection, ex.train, _subset(ex.validation, 32), ex.labels, Path(tmp)
         )
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _peak_rss_mb()
     return {
         "peak_rss_mb": round(peak, 1),
         "rss_before_model_mb": round(before, 1),
