@@ -1,12 +1,18 @@
-"""MLflow with authentication, as `infra/` runs it: a real `mlflow server --app-name basic-auth`
+"""Authentication, as `infra/` runs it. MLflow: a real `mlflow server --app-name basic-auth`
 using `infra/mlflow-auth.ini`, the admin's credentials from the environment only. Requests
 without (or with wrong) credentials are refused with 401; peftops, given
-MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD, tracks and registers as usual."""
+MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD, tracks and registers as usual. Prefect:
+a real `prefect server start` with PREFECT_SERVER_API_AUTH_STRING refuses clients without
+PREFECT_API_AUTH_STRING and runs flows for clients with it."""
 
 from __future__ import annotations
 
 import base64
+import json
+import os
 import secrets
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 
@@ -77,3 +83,85 @@ def test_unauthenticated_requests_are_refused_and_authenticated_ones_work(auth_s
     tracking.client().create_registered_model("peftops-auth")
     assert registry.get_alias_version("peftops-auth", registry.CHAMPION) is None
     assert _get(url, "admin", auth_server.password) == 200
+
+
+# --------------------------------------------------------------------------- Prefect API auth
+
+FLOW_SCRIPT = """
+from prefect import flow
+
+@flow(name="peftops-auth-check")
+def check() -> int:
+    return 42
+
+print("result", check())
+"""
+
+
+def _prefect_status(url: str, auth: str | None) -> int:
+    request = urllib.request.Request(
+        url, data=b"{}", method="POST", headers={"Content-Type": "application/json"}
+    )
+    if auth is not None:
+        request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def _client_run(tmp_path, api_url: str, auth: str | None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env.update(PREFECT_API_URL=api_url, PREFECT_HOME=str(tmp_path / "client-home"))
+    if auth is not None:
+        env["PREFECT_API_AUTH_STRING"] = auth
+    return subprocess.run(
+        [sys.executable, "-c", FLOW_SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.long
+def test_prefect_server_with_api_auth_refuses_anonymous_clients(tmp_path):
+    """The server as infra/ configures it with PREFECT_SERVER_API_AUTH_STRING: the API answers
+    only requests carrying that user:password; a client with PREFECT_API_AUTH_STRING runs a
+    flow on it, one without is refused; health probes stay open."""
+    from peftops.bench.speed import prefect_server
+
+    auth = f"peftops:{secrets.token_urlsafe(12)}"  # made up here: nothing in the repository
+    server_env = {"PREFECT_SERVER_API_AUTH_STRING": auth}
+    with prefect_server(tmp_path / "server-home", tmp_path / "server.log", server_env) as (
+        api_url,
+        _,
+    ):
+        flow_runs = f"{api_url}/flow_runs/filter"
+        assert _prefect_status(flow_runs, None) == 401
+        assert _prefect_status(flow_runs, "peftops:wrong") == 401
+        assert _prefect_status(flow_runs, auth) == 200
+        with urllib.request.urlopen(f"{api_url}/health", timeout=30) as response:
+            assert response.status == 200  # probes (Kubernetes) need no credentials
+
+        refused = _client_run(tmp_path, api_url, None)
+        assert refused.returncode != 0
+        assert "401" in refused.stderr + refused.stdout
+
+        ran = _client_run(tmp_path, api_url, auth)
+        assert ran.returncode == 0, ran.stderr[-2000:]
+        assert "result 42" in ran.stdout
+
+        request = urllib.request.Request(
+            flow_runs,
+            data=b'{"flow_runs": {"state": {"type": {"any_": ["COMPLETED"]}}}}',
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": "Basic " + base64.b64encode(auth.encode()).decode(),
+            },
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            runs = json.loads(response.read())
+        assert [run["name"] for run in runs] and len(runs) == 1

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
-import resource
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ from components.baseline import BaselineResult, run_baseline
 from components.config import DEFAULT_BASE_MODEL, PipelineConfig, build_config
 from components.evaluation import classification_metrics, ids_from_names
 from peftops.bench.datasets import BenchData, load_bench_dataset
+from peftops.bench.memory import peak_rss_mb
 
 
 @dataclass(frozen=True)
@@ -87,10 +87,6 @@ def _dir_bytes(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def _run_configuration(
     config_data: dict, data: BenchData, baseline: BaselineResult, queue: mp.Queue
 ) -> None:
@@ -128,7 +124,7 @@ def _run_configuration(
                 "trainable_fraction": round(result.trainable_fraction, 6),
                 "train_seconds": round(result.train_seconds, 1),
                 "train_samples_per_second": round(result.samples_per_second, 2),
-                "peak_rss_mb": round(_peak_rss_mb(), 1),
+                "peak_rss_mb": round(peak_rss_mb(), 1),
                 "adapter_bytes": adapter_bytes,
                 "best_epoch": result.best_epoch,
                 "modules": len(selection.target_modules),
@@ -191,7 +187,7 @@ def run_quality_benchmark(
                 "trainable_fraction": round(head / _base_params(), 6),
                 "train_seconds": round(baseline.seconds, 1),
                 "train_samples_per_second": None,
-                "peak_rss_mb": round(_peak_rss_mb(), 1),
+                "peak_rss_mb": round(peak_rss_mb(), 1),
                 "adapter_bytes": int(head * 4),
                 "model_bytes": model_bytes,
             }

@@ -45,6 +45,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from peftops.bench.memory import peak_rss_mb
+
 BENCHMARKS = ("throughput", "padding", "orchestration", "inference", "memory", "scaling")
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "data" / "finance"
@@ -294,7 +296,7 @@ def _env(**extra: str) -> dict[str, str]:
         DO_NOT_TRACK="1",
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         GX_ANALYTICS_ENABLED="false",
-        MLFLOW_ENABLE_TELEMETRY="false",
+        MLFLOW_DISABLE_TELEMETRY="true",
         TOKENIZERS_PARALLELISM="false",
         MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
         PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180",
@@ -691,14 +693,17 @@ def plain_pipeline(config, home: Path) -> dict:
 
 
 @contextmanager
-def prefect_server(home: Path, log: Path) -> Iterator[tuple[str, int]]:
-    """A Prefect server in a subprocess (own PREFECT_HOME); yields its API URL and pid."""
+def prefect_server(
+    home: Path, log: Path, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, int]]:
+    """A Prefect server in a subprocess (own PREFECT_HOME, `env` added to its environment);
+    yields its API URL and pid."""
     import httpx
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = _env(PREFECT_HOME=str(home))
+    env = _env(PREFECT_HOME=str(home), **(env or {}))
     env.pop("PREFECT_API_URL", None)
     prefect = str(Path(sys.executable).with_name("prefect"))
     with log.open("w") as out:
@@ -1031,19 +1036,6 @@ def bench_inference(ctx: Context) -> None:
 # --------------------------------------------------------------------------- 5. memory
 
 
-def _peak_rss_mb() -> float:
-    """This process's peak resident set (VmHWM). Not `ru_maxrss`: Linux carries that over
-    from the parent across fork+exec, so a child of a big benchmark process would report
-    the parent's peak."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:  # not Linux
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def memory_child(kind: str, examples: int, threads: int, model: str) -> dict:
     """In a fresh process: train LoRA or full FT for one epoch on fixed banking77 batches."""
     from components.selection import run_selection
@@ -1060,13 +1052,13 @@ def memory_child(kind: str, examples: int, threads: int, model: str) -> dict:
             "training": {"learning_rate": 5e-5},
         }
     config = _config(ex.labels, data.max_length, 32, threads, model, **extra)
-    before = _peak_rss_mb()
+    before = peak_rss_mb()
     selection = run_selection(config, ex.train, len(ex.labels))
     with tempfile.TemporaryDirectory() as tmp:
         result = train_classifier(
             config, selection, ex.train, _subset(ex.validation, 32), ex.labels, Path(tmp)
         )
-    peak = _peak_rss_mb()
+    peak = peak_rss_mb()
     return {
         "peak_rss_mb": round(peak, 1),
         "rss_before_model_mb": round(before, 1),
