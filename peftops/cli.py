@@ -383,7 +383,10 @@ def bench_speed(
     unknown = sorted(set(only or []) - set(BENCHMARKS))
     if unknown:
         raise _fail(f"unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}", EXIT_CONFIG)
-    run_speed_benchmark(quick=quick, only=list(only or []), threads=threads)
+    try:
+        run_speed_benchmark(quick=quick, only=list(only or []), threads=threads)
+    except FileNotFoundError as err:
+        raise _fail(str(err), EXIT_DATA) from None
 
 
 def main() -> None:

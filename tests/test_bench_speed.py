@@ -118,3 +118,13 @@ def test_cli_rejects_an_unknown_benchmark():
     result = CliRunner().invoke(app, ["bench", "speed", "--only", "nope"])
     assert result.exit_code == 2
     assert "unknown benchmark" in result.output
+
+
+def test_benchmarks_on_the_demo_data_say_how_to_get_it(tmp_path, monkeypatch):
+    from peftops.cli import app
+
+    monkeypatch.setattr(speed, "DEMO", tmp_path / "data" / "finance")  # not pulled
+    result = CliRunner().invoke(app, ["bench", "speed", "--quick", "--only", "scaling"])
+    assert result.exit_code == 3
+    assert "make data" in result.output and "scaling" in result.output
+    assert "Traceback" not in result.output

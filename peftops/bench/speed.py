@@ -48,6 +48,7 @@ from typing import Any
 from peftops.bench.memory import peak_rss_mb
 
 BENCHMARKS = ("throughput", "padding", "orchestration", "inference", "memory", "scaling")
+NEEDS_DEMO = ("orchestration", "inference", "scaling")  # run on data/finance (DVC-tracked)
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "data" / "finance"
 
@@ -1200,6 +1201,12 @@ def run_speed_benchmark(
     unknown = sorted(set(only or []) - set(BENCHMARKS))
     if unknown:
         raise ValueError(f"unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}")
+    chosen = [name for name in BENCHMARKS if not only or name in only]
+    if set(chosen) & set(NEEDS_DEMO) and not (DEMO / "train.csv").is_file():
+        raise FileNotFoundError(
+            f"{', '.join(sorted(set(chosen) & set(NEEDS_DEMO)))} need the demo data in {DEMO}: "
+            "run `make data` (dvc pull) first"
+        )
     threads = threads or torch.get_num_threads()
     torch.set_num_threads(threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
