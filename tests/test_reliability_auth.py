@@ -50,16 +50,21 @@ def auth_server(tmp_path, workspace):
     srv.stop()
 
 
-def _get(url: str, user: str | None = None, password: str | None = None) -> int:
-    request = urllib.request.Request(url)
-    if user is not None:
-        token = base64.b64encode(f"{user}:{password}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
+def _request(url: str, auth: str | None = None, body: bytes | None = None) -> tuple[int, bytes]:
+    """Status and body of a GET (or, with `body`, a JSON POST), with basic auth "user:pass"."""
+    request = urllib.request.Request(url, data=body, method="POST" if body else "GET")
+    request.add_header("Content-Type", "application/json")
+    if auth is not None:
+        request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status
+            return response.status, response.read()
     except urllib.error.HTTPError as err:
-        return err.code
+        return err.code, b""
+
+
+def _get(url: str, user: str | None = None, password: str | None = None) -> int:
+    return _request(url, None if user is None else f"{user}:{password}")[0]
 
 
 def test_unauthenticated_requests_are_refused_and_authenticated_ones_work(auth_server, monkeypatch):
@@ -99,16 +104,7 @@ print("result", check())
 
 
 def _prefect_status(url: str, auth: str | None) -> int:
-    request = urllib.request.Request(
-        url, data=b"{}", method="POST", headers={"Content-Type": "application/json"}
-    )
-    if auth is not None:
-        request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status
-    except urllib.error.HTTPError as err:
-        return err.code
+    return _request(url, auth, b"{}")[0]
 
 
 def _client_run(tmp_path, api_url: str, auth: str | None) -> subprocess.CompletedProcess:
@@ -153,15 +149,8 @@ def test_prefect_server_with_api_auth_refuses_anonymous_clients(tmp_path):
         assert ran.returncode == 0, ran.stderr[-2000:]
         assert "result 42" in ran.stdout
 
-        request = urllib.request.Request(
-            flow_runs,
-            data=b'{"flow_runs": {"state": {"type": {"any_": ["COMPLETED"]}}}}',
-            method="POST",
-            headers={
-                "Content-Type": "application/json",
-                "Authorization": "Basic " + base64.b64encode(auth.encode()).decode(),
-            },
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            runs = json.loads(response.read())
-        assert [run["name"] for run in runs] and len(runs) == 1
+        completed = b'{"flow_runs": {"state": {"type": {"any_": ["COMPLETED"]}}}}'
+        status, body = _request(flow_runs, auth, completed)
+        assert status == 200
+        runs = json.loads(body)
+        assert len(runs) == 1

@@ -1201,11 +1201,10 @@ def run_speed_benchmark(
     unknown = sorted(set(only or []) - set(BENCHMARKS))
     if unknown:
         raise ValueError(f"unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}")
-    chosen = [name for name in BENCHMARKS if not only or name in only]
-    if set(chosen) & set(NEEDS_DEMO) and not (DEMO / "train.csv").is_file():
+    on_demo = [name for name in NEEDS_DEMO if not only or name in only]
+    if on_demo and not (DEMO / "train.csv").is_file():
         raise FileNotFoundError(
-            f"{', '.join(sorted(set(chosen) & set(NEEDS_DEMO)))} need the demo data in {DEMO}: "
-            "run `make data` (dvc pull) first"
+            f"{', '.join(on_demo)} need the demo data in {DEMO}: run `make data` (dvc pull) first"
         )
     threads = threads or torch.get_num_threads()
     torch.set_num_threads(threads)
