@@ -230,6 +230,11 @@ class TrainingConfig(_Stage):
     group_by_length: bool = Field(
         True, description="Batch texts of similar length together to reduce padding."
     )
+    gradient_checkpointing: bool = Field(
+        False,
+        description="Recompute each layer's activations in the backward pass instead of "
+        "keeping them: much less memory, each layer's forward runs twice.",
+    )
 
 
 class EvaluationConfig(_Stage):

@@ -146,6 +146,24 @@ def build_classifier(
     return model, tokenizer, resolved
 
 
+def enable_gradient_checkpointing(model: PooledClassifier) -> None:
+    """Keep only each layer's inputs in the forward pass and recompute the rest in the
+    backward pass (non-reentrant, so frozen inputs need no `requires_grad` trick). With a
+    frozen base, activations are most of what training holds in memory; this is what makes
+    an adapter's training smaller than full fine-tuning, not the few trainable weights."""
+    from peft import PeftModel
+
+    base = model.backbone
+    if isinstance(base, PeftModel):
+        base = base.get_base_model()
+    if not getattr(base, "supports_gradient_checkpointing", False):
+        raise ValueError(
+            f"{type(base).__name__} does not support gradient checkpointing; "
+            "set training.gradient_checkpointing=false"
+        )
+    base.activation_checkpointing_enable({"use_reentrant": False})
+
+
 def count_parameters(module: nn.Module) -> tuple[int, int]:
     """(trainable, total) parameter counts."""
     trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)

@@ -29,7 +29,13 @@ from components.config import PipelineConfig
 from components.evaluation import classification_metrics
 from components.examples import TextSplit
 from components.methods import step_hook
-from components.modeling import PooledClassifier, build_classifier, count_parameters, save_bundle
+from components.modeling import (
+    PooledClassifier,
+    build_classifier,
+    count_parameters,
+    enable_gradient_checkpointing,
+    save_bundle,
+)
 from components.selection import Selection, apply_selection
 
 EpochCallback = Callable[[dict], None]
@@ -201,6 +207,8 @@ def train_classifier(
     total_steps = steps_per_epoch * cfg.epochs
     model = apply_selection(model, selection, config.method, total_steps)
     allocate = step_hook(model.backbone)  # AdaLoRA's rank budget; None for other methods
+    if cfg.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
     device = pick_device()
     model.to(device)
     trainable, total = count_parameters(model)

@@ -117,3 +117,40 @@ def test_training_key_changes_with_data_and_config_only(setup):
     )
     assert training_key(faster, train, val) != key
     assert training_key(config, toy_split(64, 7), val) != key
+
+
+@pytest.mark.parametrize("model_fixture", ["tiny_bert", "tiny_llama"])
+def test_gradient_checkpointing_recomputes_layers_and_trains_the_same(
+    model_fixture, setup, tmp_path, request
+):
+    from components.modeling import enable_gradient_checkpointing
+    from components.selection import apply_selection
+
+    base = request.getfixturevalue(model_fixture)
+    config, train, val = setup
+    config = apply_overrides(config, [f"model.base_model={base}", "training.epochs=2"])
+    selection = run_selection(config, train, len(LABELS))
+
+    def layer_calls(checkpointing: bool) -> int:
+        model, tokenizer, _ = build_classifier(str(base), len(LABELS))
+        model = apply_selection(model, selection, config.method)
+        if checkpointing:
+            enable_gradient_checkpointing(model)
+        model.train()
+        layer = next(m for n, m in model.named_modules() if n.endswith(("layers.0", "layer.0")))
+        attention = next(iter(layer.children()))  # the layer's own forward is what is wrapped
+        calls = []
+        attention.register_forward_hook(lambda *_: calls.append(1))
+        enc = tokenizer(train.texts[:4], return_tensors="pt", padding=True)
+        model(enc["input_ids"], enc["attention_mask"]).sum().backward()
+        assert any(p.grad is not None for p in model.parameters() if p.requires_grad)
+        return len(calls)
+
+    assert layer_calls(False) == 1
+    assert layer_calls(True) == 2  # recomputed in the backward pass
+
+    plain = train_classifier(config, selection, train, val, LABELS, tmp_path / "plain")
+    on = apply_overrides(config, ["training.gradient_checkpointing=true"])
+    checkpointed = train_classifier(on, selection, train, val, LABELS, tmp_path / "on")
+    for a, b in zip(plain.history, checkpointed.history, strict=True):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
