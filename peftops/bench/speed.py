@@ -17,7 +17,7 @@ Benchmarks (``--only`` names):
 - ``inference``: the registered model through `mlflow.pyfunc` vs the raw model forward
   (predictions/s, p50/p95 latency of single texts); LoRA merged into the base vs unmerged.
 - ``memory``: peak RSS of LoRA vs full fine-tuning training on the same batches, each in its
-  own process.
+  own process; with the pipeline's defaults, and with gradient checkpointing.
 - ``scaling``: validation time and training samples/s at 1x, 10x, 100x the demo data
   (replicated), with growth ratios.
 
@@ -59,12 +59,15 @@ class Settings:
     train_examples: int  # throughput: examples per epoch (one epoch per round)
     batch_size: int
     padding: dict[str, tuple[int, int]]  # dataset -> (steps per variant per round, batch size)
+    padding_rounds: int
     flow_rounds: int
     flow_overrides: tuple[str, ...]  # on top of the finance preset
     inference_texts: int
+    inference_rounds: int
     latency_calls: int
     memory_examples: int
     scale_factors: tuple[int, ...]
+    scale_rounds: int  # interleaved rounds of the training steps at each scale
     scale_steps: int
 
 
@@ -72,13 +75,17 @@ QUICK = Settings(
     rounds=5,
     train_examples=128,
     batch_size=32,
-    padding={"banking77": (6, 32), "medical_abstracts": (3, 16)},
+    padding={"banking77": (6, 32), "medical_abstracts": (1, 16)},
+    padding_rounds=2,
     flow_rounds=1,
-    flow_overrides=("training.epochs=1", "data.max_train_examples=200"),
-    inference_texts=384,
+    # 180 rows: the smallest finance class keeps the 20 examples its suite asks for
+    flow_overrides=("training.epochs=1", "data.max_train_examples=180"),
+    inference_texts=256,
+    inference_rounds=4,
     latency_calls=30,
     memory_examples=64,
     scale_factors=(1, 10, 100),
+    scale_rounds=3,
     scale_steps=4,
 )
 FULL = Settings(
@@ -86,12 +93,15 @@ FULL = Settings(
     train_examples=512,
     batch_size=32,
     padding={"banking77": (20, 32), "medical_abstracts": (8, 16)},
+    padding_rounds=5,
     flow_rounds=2,
     flow_overrides=(),
     inference_texts=2048,
+    inference_rounds=7,
     latency_calls=200,
     memory_examples=256,
     scale_factors=(1, 10, 100),
+    scale_rounds=5,
     scale_steps=16,
 )
 
@@ -105,9 +115,10 @@ TARGETS: dict[str, tuple[float, str]] = {
     "inference_pyfunc_throughput": (0.8, "pyfunc >= 0.8x raw"),
     "inference_merged_throughput": (0.95, "merged no slower than unmerged (5% noise)"),
     "memory_peak_rss": (1 / 0.7, "LoRA <= 0.7x full FT"),
+    "memory_peak_rss_checkpointing": (1 / 0.7, "LoRA <= 0.7x full FT"),
 }
 # the same targets on CPU time (`<name>_cpu` rows): robust to other jobs on a shared machine
-TARGETS.update({f"{k}_cpu": v for k, v in list(TARGETS.items()) if k != "memory_peak_rss"})
+TARGETS.update({f"{k}_cpu": v for k, v in list(TARGETS.items()) if not k.startswith("memory")})
 
 # one timed unit of work: (samples or items, wall seconds, CPU seconds of this process)
 Measure = tuple[float, float, float]
@@ -575,7 +586,7 @@ def _padding_on(ctx: Context, name: str, steps: int, batch_size: int) -> None:
             "fixed": variant(False, data.max_length),
             "dynamic": variant(False, None),
         },
-        max(2, ctx.settings.rounds - 2),
+        ctx.settings.padding_rounds,
     )
     common = {
         "dataset": name,
@@ -791,11 +802,16 @@ def _fresh_home(ctx: Context, name: str) -> Path:
     return home
 
 
-def _init_mlflow_db(home: Path, log: Path) -> float:
-    """Create the MLflow store ahead (a first-ever run's cost, not the orchestration's)."""
+def _init_mlflow_db(home: Path, log: Path, template: Path) -> float | None:
+    """Give `home` an empty, migrated MLflow store ahead of the run (a first-ever run's cost,
+    not the orchestration's): created once (returns the seconds it took), then copied."""
+    if template.is_file():
+        shutil.copyfile(template, home / "mlflow.db")
+        return None
     started = time.perf_counter()
     code = "from mlflow import MlflowClient; MlflowClient().search_experiments(); print('{}')"
     _child([sys.executable, "-c", code], _project_env(home), log)
+    shutil.copyfile(home / "mlflow.db", template)
     return time.perf_counter() - started
 
 
@@ -849,9 +865,11 @@ def bench_orchestration(ctx: Context) -> None:
                     args = [sys.executable, "-m", "peftops.bench.speed", "plain"]
                     args += [str(config_file), str(home)]
                 else:
-                    details["mlflow_db_create_s"] = round(
-                        _init_mlflow_db(home, logs / f"mlflow-{kind}-{i}.log"), 1
+                    created = _init_mlflow_db(
+                        home, logs / f"mlflow-{kind}-{i}.log", ctx.workdir / "empty-mlflow.db"
                     )
+                    if created is not None:
+                        details["mlflow_db_create_s"] = round(created, 1)
                     extra = {"PREFECT_API_URL": api} if kind == "warm" else {}
                     env = _project_env(home, PREFECT_HOME=str(cold_prefect), **extra)
                     if kind == "cold":
@@ -1000,7 +1018,7 @@ def bench_inference(ctx: Context) -> None:
 
         return run
 
-    rates = _alternate({k: throughput(v) for k, v in sides.items()}, ctx.settings.rounds)
+    rates = _alternate({k: throughput(v) for k, v in sides.items()}, ctx.settings.inference_rounds)
     latencies: dict[str, list[float]] = {k: [] for k in sides}
     for i in range(ctx.settings.latency_calls):
         text = [texts[i % len(texts)]]
@@ -1037,20 +1055,30 @@ def bench_inference(ctx: Context) -> None:
 # --------------------------------------------------------------------------- 5. memory
 
 
+MEMORY_SIDES = {  # child name -> (method, gradient checkpointing)
+    "lora": ("lora", False),
+    "full": ("full", False),
+    "lora_checkpointing": ("lora", True),
+    "full_checkpointing": ("full", True),
+}
+
+
 def memory_child(kind: str, examples: int, threads: int, model: str) -> dict:
-    """In a fresh process: train LoRA or full FT for one epoch on fixed banking77 batches."""
+    """In a fresh process: train one `MEMORY_SIDES` configuration for one epoch on fixed
+    banking77 batches; peak RSS before the model is loaded and at the end."""
     from components.selection import run_selection
     from components.training import train_classifier
     from peftops.bench.datasets import load_bench_dataset
 
+    method, checkpointing = MEMORY_SIDES[kind]
     data = load_bench_dataset("banking77", max_train=examples, max_test=32)
     ex = data.examples
-    extra: dict[str, Any] = {}
-    if kind == "full":
+    extra: dict[str, Any] = {"training": {"gradient_checkpointing": checkpointing}}
+    if method == "full":
         extra = {
             "method": {"name": "full"},
             "selection": {"strategy": "all"},
-            "training": {"learning_rate": 5e-5},
+            "training": {"learning_rate": 5e-5, "gradient_checkpointing": checkpointing},
         }
     config = _config(ex.labels, data.max_length, 32, threads, model, **extra)
     before = peak_rss_mb()
@@ -1068,33 +1096,53 @@ def memory_child(kind: str, examples: int, threads: int, model: str) -> dict:
 
 
 def bench_memory(ctx: Context) -> None:
+    """LoRA vs full fine-tuning, each in its own process: with the pipeline's defaults, then
+    with `training.gradient_checkpointing` (LoRA only, and both sides)."""
     logs = ctx.workdir / "logs"
     logs.mkdir(exist_ok=True)
     out = {}
-    for kind in ("lora", "full"):
+    for kind in MEMORY_SIDES:
         args = [sys.executable, "-m", "peftops.bench.speed", "memory", kind]
         args += [str(ctx.settings.memory_examples), str(ctx.threads), ctx.base_model]
         out[kind] = _child(args, _env(PEFTOPS_TOKEN_CACHE="off"), logs / f"memory-{kind}.log")
         _log(f"memory {kind}: {out[kind]}")
-    lora, full = out["lora"], out["full"]
-    comparison(
-        ctx,
-        "memory_peak_rss",
-        lora["peak_rss_mb"],
-        "full fine-tuning",
-        full["peak_rss_mb"],
-        "MB",
-        higher_is_better=False,
-        examples=ctx.settings.memory_examples,
-        batch_size=32,
-        process_before_model_mb=[lora["rss_before_model_mb"], full["rss_before_model_mb"]],
-        increase_ratio=round(
-            (lora["peak_rss_mb"] - lora["rss_before_model_mb"])
-            / max(full["peak_rss_mb"] - full["rss_before_model_mb"], 1e-9),
-            3,
+    for name, ours, theirs, variant, baseline in (
+        ("memory_peak_rss", "lora", "full", "LoRA", "full fine-tuning"),
+        (
+            "memory_peak_rss_checkpointing",
+            "lora_checkpointing",
+            "full",
+            "LoRA, gradient checkpointing",
+            "full fine-tuning",
         ),
-        trainable_params=[lora["trainable_params"], full["trainable_params"]],
-    )
+        (
+            "memory_peak_rss_both_checkpointing",
+            "lora_checkpointing",
+            "full_checkpointing",
+            "LoRA, gradient checkpointing",
+            "full fine-tuning, gradient checkpointing",
+        ),
+    ):
+        a, b = out[ours], out[theirs]
+        comparison(
+            ctx,
+            name,
+            a["peak_rss_mb"],
+            baseline,
+            b["peak_rss_mb"],
+            "MB",
+            higher_is_better=False,
+            variant=variant,
+            examples=ctx.settings.memory_examples,
+            batch_size=32,
+            process_before_model_mb=[a["rss_before_model_mb"], b["rss_before_model_mb"]],
+            increase_ratio=round(
+                (a["peak_rss_mb"] - a["rss_before_model_mb"])
+                / max(b["peak_rss_mb"] - b["rss_before_model_mb"], 1e-9),
+                3,
+            ),
+            trainable_params=[a["trainable_params"], b["trainable_params"]],
+        )
 
 
 # --------------------------------------------------------------------------- 6. scaling
@@ -1140,14 +1188,25 @@ def bench_scaling(ctx: Context) -> None:
     texts = frames["train"][d.text_column].astype(str).tolist()
     steps = ctx.settings.scale_steps
     prep: dict[int, float] = {}
-    steps_measured: dict[int, Measure] = {}
+    first: dict[int, list[dict]] = {}
     for k in factors:
         started = time.perf_counter()
         enc = encode(tokenizer, texts * k, config.model.max_length, label_ids * k, cache=False)
         batches = iter_batches(enc, 16, tokenizer.pad_token_id, shuffle=True, seed=k)
-        first = [next(batches) for _ in range(steps)]
+        first[k] = [next(batches) for _ in range(steps)]
         prep[k] = time.perf_counter() - started
-        steps_measured[k] = _train_steps(model, optimizer, iter(first))
+    _train_steps(model, optimizer, iter(first[factors[0]][:1]))  # warm-up
+    # interleaved rounds: measured one after the other, later steps ran slower by chance
+    measured = _alternate(
+        {k: lambda k=k: _train_steps(model, optimizer, iter(first[k])) for k in factors},
+        ctx.settings.scale_rounds,
+    )
+    steps_measured = {k: measured[k] for k in factors}
+    # per padded token: a few random length-grouped batches differ in length between scales
+    tokens_measured = {
+        k: [(sum(b["input_ids"].numel() for b in first[k]), w, c) for _, w, c in measured[k]]
+        for k in factors
+    }
     base = factors[0]
     for k in factors[1:]:
         for suffix, i, unit in (("", 0, "s"), ("_cpu", 1, "cpu-s")):
@@ -1168,8 +1227,8 @@ def bench_scaling(ctx: Context) -> None:
         rate_pair(
             ctx,
             f"training_scaling_{k}x",
-            [steps_measured[k]],
-            [steps_measured[base]],
+            steps_measured[k],
+            steps_measured[base],
             f"training samples/s at {base}x",
             "samples/s",
             train_rows=len(texts) * k,
@@ -1177,6 +1236,15 @@ def bench_scaling(ctx: Context) -> None:
             batch_size=16,
             tokenize_and_plan_seconds=round(prep[k], 3),
             tokenize_and_plan_growth=round(prep[k] / prep[base], 2),
+        )
+        rate_pair(
+            ctx,
+            f"training_scaling_{k}x_tokens",
+            tokens_measured[k],
+            tokens_measured[base],
+            f"padded tokens/s at {base}x",
+            "tokens/s",
+            padded_tokens=[tokens_measured[k][0][0], tokens_measured[base][0][0]],
         )
 
 
