@@ -65,19 +65,29 @@ def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def autocast_dtype(device_type: str, bf16_supported: bool) -> torch.dtype | None:
+    """The mixed-precision dtype training uses: bf16 on CUDA where the GPU supports it, else
+    fp16 (with loss scaling); None (plain fp32) on CPU and other devices."""
+    if device_type != "cuda":
+        return None
+    return torch.bfloat16 if bf16_supported else torch.float16
+
+
+def _cuda_dtype(device: torch.device) -> torch.dtype | None:
+    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    return autocast_dtype(device.type, bf16)
+
+
 def autocast_for(device: torch.device):
-    """Mixed precision on CUDA: bf16 where the GPU supports it, else fp16 (with a gradient
-    scaler, `grad_scaler`); plain fp32 on CPU. Weights and optimiser state stay fp32."""
-    if device.type == "cuda":
-        bf16 = torch.cuda.is_bf16_supported()
-        return torch.autocast("cuda", dtype=torch.bfloat16 if bf16 else torch.float16)
-    return nullcontext()
+    """Autocast to `autocast_dtype` on CUDA; a no-op elsewhere. Weights and optimiser state
+    stay fp32."""
+    dtype = _cuda_dtype(device)
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
 
 
 def grad_scaler(device: torch.device) -> torch.amp.GradScaler:
     """Loss scaling for fp16 autocast (GPUs without bf16); a pass-through otherwise."""
-    fp16 = device.type == "cuda" and not torch.cuda.is_bf16_supported()
-    return torch.amp.GradScaler("cuda", enabled=fp16)
+    return torch.amp.GradScaler("cuda", enabled=_cuda_dtype(device) == torch.float16)
 
 
 def _linear_warmup_decay(optimizer, warmup: int, total: int):

@@ -154,3 +154,19 @@ def test_gradient_checkpointing_recomputes_layers_and_trains_the_same(
     checkpointed = train_classifier(on, selection, train, val, LABELS, tmp_path / "on")
     for a, b in zip(plain.history, checkpointed.history, strict=True):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+
+
+def test_mixed_precision_is_bf16_on_cuda_where_supported_and_off_on_cpu():
+    import torch
+
+    from components.training import autocast_dtype, autocast_for, grad_scaler
+
+    assert autocast_dtype("cuda", bf16_supported=True) is torch.bfloat16
+    assert autocast_dtype("cuda", bf16_supported=False) is torch.float16
+    assert autocast_dtype("cpu", bf16_supported=True) is None
+
+    cpu = torch.device("cpu")
+    layer = torch.nn.Linear(4, 4)
+    with autocast_for(cpu):
+        assert layer(torch.randn(2, 4)).dtype is torch.float32  # no autocast on CPU
+    assert not grad_scaler(cpu).is_enabled()
