@@ -148,9 +148,9 @@ def build_classifier(
 
 def enable_gradient_checkpointing(model: PooledClassifier) -> None:
     """Keep only each layer's inputs in the forward pass and recompute the rest in the
-    backward pass (non-reentrant, so frozen inputs need no `requires_grad` trick). With a
-    frozen base, activations are most of what training holds in memory; this is what makes
-    an adapter's training smaller than full fine-tuning, not the few trainable weights."""
+    backward pass (transformers' non-reentrant checkpointing). On a small model, activations
+    are most of what training holds in memory; this is what makes an adapter's training
+    smaller than full fine-tuning, not the few trainable weights."""
     from peft import PeftModel
 
     base = model.backbone

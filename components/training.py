@@ -74,7 +74,9 @@ def autocast_dtype(device_type: str, bf16_supported: bool) -> torch.dtype | None
 
 
 def _cuda_dtype(device: torch.device) -> torch.dtype | None:
-    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    # native bf16 only: by default torch also reports True where bf16 is emulated (slowly),
+    # as on V100/T4, which want fp16 with loss scaling instead
+    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
     return autocast_dtype(device.type, bf16)
 
 
@@ -354,6 +356,8 @@ def training_key(config: PipelineConfig, train: TextSplit, validation: TextSplit
     )
     relevant["data"].pop("path", None)  # the content below identifies the data
     relevant["data"].pop("rev", None)
+    # recomputes the same activations: memory, not the result (tests/test_training.py)
+    relevant["training"].pop("gradient_checkpointing", None)
     digest = hashlib.sha256(json.dumps(relevant, sort_keys=True).encode())
     for split in (train, validation):
         for text, label in zip(split.texts, split.label_ids, strict=True):

@@ -117,6 +117,8 @@ def test_training_key_changes_with_data_and_config_only(setup):
     )
     assert training_key(faster, train, val) != key
     assert training_key(config, toy_split(64, 7), val) != key
+    leaner = apply_overrides(config, ["training.gradient_checkpointing=true"])
+    assert training_key(leaner, train, val) == key  # same result, less memory
 
 
 @pytest.mark.parametrize("model_fixture", ["tiny_bert", "tiny_llama"])

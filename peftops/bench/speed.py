@@ -367,7 +367,8 @@ def bare_loop(
 
     The usual recipe: tokenizer without padding, length-grouped shuffled batches padded to
     their longest text, mean-pooled L2-normalised embeddings into a linear head, AdamW with
-    linear warm-up/decay, bf16 autocast on CUDA. Nothing from `components` is used."""
+    linear warm-up/decay, bf16 autocast on CUDA (fp16 with loss scaling where bf16 is not
+    native). Nothing from `components` is used."""
     import numpy as np
     import torch
     from peft import LoraConfig, get_peft_model
@@ -376,7 +377,10 @@ def bare_loop(
 
     torch.manual_seed(seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    cuda = device.type == "cuda"
+    bf16 = cuda and torch.cuda.is_bf16_supported(including_emulation=False)
+    amp_dtype = torch.bfloat16 if bf16 else torch.float16  # fp16 needs loss scaling
+    scaler = torch.amp.GradScaler("cuda", enabled=cuda and not bf16)
     tokenizer = AutoTokenizer.from_pretrained(location)
     ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
     lora = LoraConfig(
@@ -424,14 +428,15 @@ def bare_loop(
             input_ids[row, : lengths[i]] = torch.tensor(ids[i])
             mask[row, : lengths[i]] = 1
         input_ids, mask = input_ids.to(device), mask.to(device)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast("cuda", dtype=amp_dtype, enabled=cuda):
             states = backbone(input_ids=input_ids, attention_mask=mask).last_hidden_state
             weights = mask.unsqueeze(-1).to(states.dtype)
             pooled = (states * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
             logits = head(nn.functional.normalize(pooled, dim=-1))
         loss = nn.functional.cross_entropy(logits.float(), labels[idx].to(device))
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         total += loss.item()
@@ -1196,7 +1201,7 @@ def bench_scaling(ctx: Context) -> None:
         first[k] = [next(batches) for _ in range(steps)]
         prep[k] = time.perf_counter() - started
     _train_steps(model, optimizer, iter(first[factors[0]][:1]))  # warm-up
-    # interleaved rounds: measured one after the other, later steps ran slower by chance
+    # interleaved rounds, so that drift over the run does not favour one scale
     measured = _alternate(
         {k: lambda k=k: _train_steps(model, optimizer, iter(first[k])) for k in factors},
         ctx.settings.scale_rounds,
