@@ -7,6 +7,7 @@ metrics per epoch, and the best epoch's weights restored at the end.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -73,6 +74,7 @@ def autocast_dtype(device_type: str, bf16_supported: bool) -> torch.dtype | None
     return torch.bfloat16 if bf16_supported else torch.float16
 
 
+@functools.cache  # asked once per device, not on every step
 def _cuda_dtype(device: torch.device) -> torch.dtype | None:
     # native bf16 only: by default torch also reports True where bf16 is emulated (slowly),
     # as on V100/T4, which want fp16 with loss scaling instead

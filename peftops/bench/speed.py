@@ -1078,12 +1078,13 @@ def memory_child(kind: str, examples: int, threads: int, model: str) -> dict:
     method, checkpointing = MEMORY_SIDES[kind]
     data = load_bench_dataset("banking77", max_train=examples, max_test=32)
     ex = data.examples
-    extra: dict[str, Any] = {"training": {"gradient_checkpointing": checkpointing}}
+    training: dict[str, Any] = {"gradient_checkpointing": checkpointing}
+    extra: dict[str, Any] = {"training": training}
     if method == "full":
         extra = {
             "method": {"name": "full"},
             "selection": {"strategy": "all"},
-            "training": {"learning_rate": 5e-5, "gradient_checkpointing": checkpointing},
+            "training": {**training, "learning_rate": 5e-5},
         }
     config = _config(ex.labels, data.max_length, 32, threads, model, **extra)
     before = peak_rss_mb()
@@ -1206,7 +1207,6 @@ def bench_scaling(ctx: Context) -> None:
         {k: lambda k=k: _train_steps(model, optimizer, iter(first[k])) for k in factors},
         ctx.settings.scale_rounds,
     )
-    steps_measured = {k: measured[k] for k in factors}
     # per padded token: a few random length-grouped batches differ in length between scales
     tokens_measured = {
         k: [(sum(b["input_ids"].numel() for b in first[k]), w, c) for _, w, c in measured[k]]
@@ -1232,8 +1232,8 @@ def bench_scaling(ctx: Context) -> None:
         rate_pair(
             ctx,
             f"training_scaling_{k}x",
-            steps_measured[k],
-            steps_measured[base],
+            measured[k],
+            measured[base],
             f"training samples/s at {base}x",
             "samples/s",
             train_rows=len(texts) * k,
