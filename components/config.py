@@ -235,6 +235,12 @@ class TrainingConfig(_Stage):
         description="Recompute each layer's activations in the backward pass instead of "
         "keeping them: much less memory, each layer's forward runs twice.",
     )
+    fast_dropout: bool = Field(
+        True,
+        description="On CPU, draw dropout masks 16 bits per element from 64-bit random words "
+        "instead of torch's per-element Bernoulli sampling: same drop rate (to 1/65536), "
+        "1.2-1.3x faster LoRA steps. Off: torch's dropout. No effect on CUDA.",
+    )
 
 
 class EvaluationConfig(_Stage):

@@ -35,6 +35,7 @@ from components.config import (
     PipelineConfig,
     SelectionConfig,
 )
+from components.dropout import use_fast_dropout
 from components.examples import TextSplit
 from components.methods import check_method, step_hook, wrap_backbone
 from components.modeling import build_classifier
@@ -571,6 +572,8 @@ def proxy_validation_loss(
     model = copy.deepcopy(base)
     torch.manual_seed(config.training.seed)
     model = apply_selection(model, candidate, config.method, total_steps=len(train_batches))
+    if config.training.fast_dropout:  # as training will (this runs on CPU)
+        use_fast_dropout(model)
     body = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("head.")]
     groups = [{"params": list(model.head.parameters()), "lr": config.training.head_learning_rate}]
     if body:

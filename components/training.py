@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from components.baseline import Probe
 from components.batching import Encoded, encode, iter_batches
 from components.config import PipelineConfig
+from components.dropout import use_fast_dropout
 from components.evaluation import classification_metrics
 from components.examples import TextSplit
 from components.methods import step_hook
@@ -64,6 +65,16 @@ class TrainResult:
 
 def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def place_for_training(model: nn.Module, config: PipelineConfig) -> torch.device:
+    """Move `model` to the training device; on CPU with `training.fast_dropout`, swap its
+    dropout layers for `FastDropout` first."""
+    device = pick_device()
+    if config.training.fast_dropout and device.type == "cpu":
+        use_fast_dropout(model)
+    model.to(device)
+    return device
 
 
 def autocast_dtype(device_type: str, bf16_supported: bool) -> torch.dtype | None:
@@ -223,8 +234,7 @@ def train_classifier(
     allocate = step_hook(model.backbone)  # AdaLoRA's rank budget; None for other methods
     if cfg.gradient_checkpointing:
         enable_gradient_checkpointing(model)
-    device = pick_device()
-    model.to(device)
+    device = place_for_training(model, config)
     trainable, total = count_parameters(model)
     pad_id = tokenizer.pad_token_id
     max_len = config.model.max_length

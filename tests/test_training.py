@@ -158,6 +158,34 @@ def test_gradient_checkpointing_recomputes_layers_and_trains_the_same(
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
 
 
+def test_training_uses_fast_dropout_on_cpu_unless_turned_off(setup, tmp_path):
+    import torch
+
+    from components.dropout import FastDropout
+    from components.training import place_for_training, training_key
+
+    config, train, val = setup
+    config = apply_overrides(config, ["training.epochs=1"])
+    torch_dropout = apply_overrides(config, ["training.fast_dropout=false"])
+    assert config.training.fast_dropout  # the default
+    assert training_key(torch_dropout, train, val) != training_key(config, train, val)
+
+    def dropouts(cfg) -> set[type]:
+        model, _, _ = build_classifier(cfg.model.base_model, len(LABELS))
+        assert place_for_training(model, cfg).type == "cpu"
+        return {type(m) for m in model.modules() if isinstance(m, torch.nn.Dropout) and m.p > 0}
+
+    assert dropouts(config) == {FastDropout}
+    assert dropouts(torch_dropout) == {torch.nn.Dropout}
+
+    selection = run_selection(config, train, len(LABELS))
+    fast = train_classifier(config, selection, train, val, LABELS, tmp_path / "fast")
+    again = train_classifier(config, selection, train, val, LABELS, tmp_path / "again")
+    plain = train_classifier(torch_dropout, selection, train, val, LABELS, tmp_path / "torch")
+    assert fast.history[0]["train_loss"] == again.history[0]["train_loss"]  # seeded
+    assert fast.history[0]["train_loss"] != plain.history[0]["train_loss"]  # other masks
+
+
 def test_mixed_precision_is_bf16_on_cuda_where_supported_and_off_on_cpu():
     import torch
 

@@ -460,10 +460,15 @@ def bench_throughput(ctx: Context) -> None:
     location = resolve_base_model(config.model.base_model).location
     t, m = config.training, config.method
 
-    def pipeline() -> Measure:
+    # like for like with the bare loop: the pipeline with torch's own dropout
+    torch_dropout = config.model_copy(
+        update={"training": t.model_copy(update={"fast_dropout": False})}
+    )
+
+    def pipeline(cfg=config) -> Measure:
         with tempfile.TemporaryDirectory(dir=ctx.workdir) as tmp:
             result = train_classifier(
-                config, selection, train, val, ex.labels, Path(tmp), resume=False
+                cfg, selection, train, val, ex.labels, Path(tmp), resume=False
             )
         epoch = result.history[-1]
         return len(train), epoch["seconds"], epoch["cpu_seconds"]
@@ -487,7 +492,20 @@ def bench_throughput(ctx: Context) -> None:
             dropout=m.dropout,
         )
 
-    runs = _alternate({"pipeline": pipeline, "bare": bare}, s.rounds)
+    sides = {
+        "pipeline": pipeline,
+        "bare": bare,
+        "pipeline_torch_dropout": lambda: pipeline(torch_dropout),
+    }
+    if ctx.device != "cpu":  # fast_dropout acts on CPU only: here it would repeat "pipeline"
+        del sides["pipeline_torch_dropout"]
+    runs = _alternate(sides, s.rounds)
+    common = {
+        "dataset": "banking77",
+        "examples": len(train),
+        "batch_size": t.batch_size,
+        "max_length": config.model.max_length,
+    }
     rate_pair(
         ctx,
         "training_throughput",
@@ -495,11 +513,20 @@ def bench_throughput(ctx: Context) -> None:
         runs["bare"],
         "bare torch+peft loop",
         "samples/s",
-        dataset="banking77",
-        examples=len(train),
-        batch_size=t.batch_size,
-        max_length=config.model.max_length,
+        variant="pipeline defaults" + (" (training.fast_dropout)" if len(sides) == 3 else ""),
+        **common,
     )
+    if "pipeline_torch_dropout" in runs:
+        rate_pair(
+            ctx,
+            "training_throughput_torch_dropout",
+            runs["pipeline_torch_dropout"],
+            runs["bare"],
+            "bare torch+peft loop",
+            "samples/s",
+            variant="pipeline with training.fast_dropout=false (torch's dropout, like the loop)",
+            **common,
+        )
 
 
 def _alternate(sides: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[Any]]:
@@ -522,12 +549,12 @@ def _training_model(config, num_labels: int):
 
     from components.modeling import build_classifier
     from components.selection import apply_selection, select_parameters
-    from components.training import pick_device
+    from components.training import place_for_training
 
     model, tokenizer, _ = build_classifier(config.model.base_model, num_labels, "mean")
     selection = select_parameters(model.backbone, config.selection, config.method)
     model = apply_selection(model, selection, config.method)
-    model.to(pick_device())
+    place_for_training(model, config)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.training.learning_rate)
     return model, tokenizer, optimizer
