@@ -2,6 +2,7 @@
 
 import pandas as pd
 import pytest
+from mlflow.models import infer_signature
 
 from components import registry, tracking
 from components.config import RegistryConfig
@@ -60,8 +61,12 @@ def test_register_load_predict_and_idempotent_re_registration(workspace, bundle)
     assert tracking.client().get_model_version("m", "1").tags["data.dvc_md5"] == "abc"
 
     model = registry.load_model("m", "1")
-    out = model.predict(pd.DataFrame({"text": ["my card", "send money", "refund me"]}))
+    texts = pd.DataFrame({"text": ["my card", "send money", "refund me"]})
+    out = model.predict(texts)
     assert list(out.columns) == ["label", "score"]
+    # the signature logged with the model (stated, to save a reload) is what predict does
+    assert model.metadata.signature == infer_signature(texts, out)
+    assert model.metadata.signature == registry.pyfunc_signature()
     assert set(out["label"]) <= set(LABELS)
     assert ((out["score"] > 0) & (out["score"] <= 1)).all()
     assert (workspace / "mlartifacts").is_dir()  # artifacts stay inside the project folder
