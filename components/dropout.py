@@ -59,13 +59,15 @@ class FastDropout(nn.Dropout):
 
 
 def use_fast_dropout(model: nn.Module) -> int:
-    """Replace every plain `nn.Dropout` with p > 0 in `model` (the base model's and the
+    """Replace every plain `nn.Dropout` with 0 < p < 1 in `model` (the base model's and the
     adapters' alike) by a `FastDropout` of the same `p`; returns how many were replaced.
     Attention dropout inside `scaled_dot_product_attention` is torch's own and stays."""
     replaced = 0
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
-            if type(child) is nn.Dropout and child.p > 0:
-                setattr(parent, name, FastDropout(child.p))
+            if type(child) is nn.Dropout and 0 < child.p < 1:  # p=1 zeroes: left to torch
+                fast = FastDropout(child.p)
+                fast.train(child.training)
+                setattr(parent, name, fast)
                 replaced += 1
     return replaced

@@ -76,6 +76,12 @@ def test_swaps_every_active_dropout_of_a_peft_model_and_trains(tiny_bert):
     assert swapped[lora[0]].p == 0.05
     assert use_fast_dropout(model) == 0  # idempotent
 
+    mixed = nn.Sequential(nn.Dropout(0.1), nn.Dropout(1.0), nn.Dropout(0.2).eval())
+    assert use_fast_dropout(mixed) == 2
+    assert isinstance(mixed[0], FastDropout) and mixed[0].training
+    assert type(mixed[1]) is nn.Dropout  # p=1 drops everything: torch's, exactly
+    assert isinstance(mixed[2], FastDropout) and not mixed[2].training  # mode kept
+
     model.train()
     ids = torch.randint(1000, 2000, (4, 12))
     out = model(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state
