@@ -370,6 +370,7 @@ def training_key(config: PipelineConfig, train: TextSplit, validation: TextSplit
     relevant["data"].pop("rev", None)
     # recomputes the same activations: memory, not the result (tests/test_training.py)
     relevant["training"].pop("gradient_checkpointing", None)
+    # fast_dropout stays: on CPU it draws other masks, so another result (CUDA ignores it)
     digest = hashlib.sha256(json.dumps(relevant, sort_keys=True).encode())
     for split in (train, validation):
         for text, label in zip(split.texts, split.label_ids, strict=True):
