@@ -2,16 +2,19 @@
 
 torch's CPU dropout draws one Bernoulli sample per element and keeps a float mask: on a
 LoRA step of MiniLM (43 dropout layers: 24 on the adapters' inputs, 19 in the encoder)
-that sampling was 31 % of the step's CPU time under torch.profiler. `FastDropout` cuts
-every 64-bit word of torch's generator into four 16-bit fields, one per element, and keeps
-a bool mask: the same drop probability to within 1/65536 (the rate is rounded to a multiple
-of it, and the kept values are scaled by the rounded rate, so the expectation is exact), the
-same seeding (`torch.manual_seed`) and RNG-state replay (checkpoint recomputation, resumed
-epochs), different masks from torch's. LoRA steps run 1.2-1.3x faster on CPU
-(docs/benchmarks.md); CUDA's fused dropout is already fast and is left alone.
+that sampling was 27 % of the step's CPU time under torch.profiler
+(scripts/profile_step.py). `FastDropout` cuts every 64-bit word of torch's generator into
+four 16-bit fields, one per element, and keeps a bool mask: the same drop probability to
+within 1/65536 (the rate is rounded to a multiple of it, and the kept values are scaled by
+the rounded rate, so the expectation is exact), the same seeding (`torch.manual_seed`) and
+RNG-state replay (checkpoint recomputation, resumed epochs), different masks from torch's.
+LoRA steps run 1.2-1.3x faster on CPU (docs/benchmarks.md); CUDA's fused dropout is
+already fast and is left alone.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -22,9 +25,7 @@ _LEVELS = 1 << 16  # one 16-bit field per element
 def keep_mask(shape: torch.Size | tuple[int, ...], p: float, device: torch.device | None = None):
     """(bool mask of elements to keep, the drop probability it was drawn with: `p` rounded
     to a multiple of 1/65536)."""
-    numel = 1
-    for size in shape:
-        numel *= size
+    numel = math.prod(shape)
     drop_levels = min(round(p * _LEVELS), _LEVELS - 1)
     # from=-2**63 with no upper bound: all 64 bits random, so all four int16 fields are uniform
     words = torch.empty((numel + 3) // 4, dtype=torch.int64, device=device)

@@ -13,18 +13,13 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import time
 
 import torch
-from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 from components.batching import encode, iter_batches
-from components.modeling import build_classifier
-from components.selection import apply_selection, select_parameters
-from components.training import place_for_training
 from peftops.bench.datasets import load_bench_dataset
-from peftops.bench.speed import _config
+from peftops.bench.speed import _config, _train_steps, _training_model
 
 
 def main() -> None:
@@ -42,29 +37,13 @@ def main() -> None:
     training = {"fast_dropout": not args.torch_dropout}
     model_id = "sentence-transformers/all-MiniLM-L6-v2"  # the packaged copy, offline
     config = _config(ex.labels, data.max_length, 32, args.threads, model_id, training=training)
-    model, tokenizer, _ = build_classifier(config.model.base_model, len(ex.labels))
-    selection = select_parameters(model.backbone, config.selection, config.method)
-    model = apply_selection(model, selection, config.method)
-    place_for_training(model, config)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    model, tokenizer, optimizer = _training_model(config, len(ex.labels))
     enc = encode(tokenizer, ex.train.texts, data.max_length, ex.train.label_ids)
     batches = list(iter_batches(enc, 32, tokenizer.pad_token_id, shuffle=True, seed=1))
-
-    def step(batch: dict) -> None:
-        logits = model(batch["input_ids"], batch["attention_mask"])
-        nn.functional.cross_entropy(logits, batch["labels"]).backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    model.train()
-    for batch in batches[:3]:
-        step(batch)
+    _train_steps(model, optimizer, batches[:3])  # warm-up
     timed = list(itertools.islice(itertools.cycle(batches[3:]), args.steps))
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        started = time.perf_counter()
-        for batch in timed:
-            step(batch)
-        seconds = time.perf_counter() - started
+        _, seconds, _ = _train_steps(model, optimizer, timed)
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows))
     tokens = sum(b["input_ids"].numel() for b in timed)
     print(

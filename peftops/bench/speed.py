@@ -513,7 +513,8 @@ def bench_throughput(ctx: Context) -> None:
         runs["bare"],
         "bare torch+peft loop",
         "samples/s",
-        variant="pipeline defaults" + (" (training.fast_dropout)" if len(sides) == 3 else ""),
+        variant="pipeline defaults"
+        + (" (training.fast_dropout)" if "pipeline_torch_dropout" in runs else ""),
         **common,
     )
     if "pipeline_torch_dropout" in runs:
