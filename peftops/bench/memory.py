@@ -1,9 +1,14 @@
-"""Peak memory of the current process, as the benchmarks report it."""
+"""Peak memory of the current process, as the benchmarks report it, and where a training
+step's memory goes (`memory_breakdown`, used by scripts/memory_profile.py)."""
 
 from __future__ import annotations
 
 import resource
 from pathlib import Path
+
+from components.examples import TextSplit
+
+MB = 1024 * 1024
 
 
 def peak_rss_mb() -> float:
@@ -17,3 +22,102 @@ def peak_rss_mb() -> float:
     except OSError:  # not Linux
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _vm(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} not in /proc/self/status (Linux only)")
+
+
+def memory_breakdown(
+    method: str,
+    model_ref: str,
+    train: TextSplit,
+    labels: list[str],
+    max_length: int,
+    threads: int,
+    batch_size: int = 32,
+) -> dict:
+    """Train one epoch of `train` with the pipeline's model, optimiser and batches (`method`
+    "lora": r=8 on attention; "full": every parameter) in this process, and say where the
+    memory went, in MB (Linux):
+
+    - floor: the resident set before the model is built (imports, data);
+    - weights: all parameters; optimizer: AdamW's moments, as held during the fullest forward
+      pass; grads: the trainable parameters' gradients (created in backward while the
+      activations are released);
+    - activations: what autograd saved for backward in the fullest forward pass (saved-tensor
+      hooks, parameters left out);
+    - forward_end = floor + weights + optimizer + activations: held at the end of that forward
+      pass, a lower bound of the peak;
+    - peak: VmHWM. peak - forward_end is the step's transients, the gradients, and memory the
+      allocator kept after it was freed.
+
+    The shortest batch runs first, so every later step (the longest included) runs with the
+    optimiser's state allocated, as in the steady state of a real epoch."""
+    import peft  # noqa: F401  (imported before the floor is read, as the rest is)
+    import torch
+    import transformers  # noqa: F401
+
+    import components.training  # noqa: F401  (modeling, selection, methods)
+    from components.batching import encode, iter_batches
+    from peftops.bench.speed import _config, _train_steps, _training_model
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    extra: dict = {}
+    if method == "full":
+        extra = {"method": {"name": "full"}, "selection": {"strategy": "all"}}
+    config = _config(labels, max_length, batch_size, threads, model_ref, **extra)
+    floor = _vm("VmRSS")
+    model, tokenizer, optimizer = _training_model(config, len(labels))
+    enc = encode(tokenizer, train.texts, max_length, train.label_ids, cache=False)
+    batches = list(iter_batches(enc, batch_size, tokenizer.pad_token_id, shuffle=True, seed=1))
+    shortest = min(range(len(batches)), key=lambda i: batches[i]["input_ids"].shape[1])
+    batches.insert(0, batches.pop(shortest))
+
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    saved: dict[int, int] = {}  # storage -> bytes, in the current step
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in params:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    def optimizer_bytes() -> int:
+        return sum(
+            t.numel() * t.element_size()
+            for state in optimizer.state.values()
+            for t in state.values()
+            if torch.is_tensor(t)
+        )
+
+    fullest, steps = (0, 0), []  # (optimizer, activations) bytes of the fullest forward
+    for batch in batches:
+        saved.clear()
+        held = optimizer_bytes()
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            step = _train_steps(model, optimizer, [batch])
+        if held + sum(saved.values()) > sum(fullest):
+            fullest = (held, sum(saved.values()))
+        steps.append(step[:2])  # (samples, seconds)
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    numbers = {
+        "floor": floor,
+        "weights": sum(p.numel() * p.element_size() for p in model.parameters()) / MB,
+        "optimizer": fullest[0] / MB,
+        "activations": fullest[1] / MB,
+    }
+    numbers["forward_end"] = sum(numbers.values())
+    numbers["grads"] = sum(p.numel() * p.element_size() for p in trainable) / MB
+    numbers["peak"] = _vm("VmHWM")
+    numbers = {k: round(v, 1) for k, v in numbers.items()}
+    later = steps[1:] or steps  # the first step pays one-off set-up
+    numbers["samples_per_s"] = round(sum(n for n, _ in later) / sum(s for _, s in later), 1)
+    numbers["longest_batch"] = max(b["input_ids"].shape[1] for b in batches)
+    numbers["trainable_params"] = sum(p.numel() for p in trainable)
+    return numbers
