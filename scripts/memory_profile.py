@@ -14,7 +14,8 @@ exactly what each is.
 
 `--allocator mmap-4mb` / `mmap-1mb` run the children with MALLOC_MMAP_THRESHOLD_ set: glibc
 then maps every buffer of that size or more and returns it on free, instead of keeping freed
-buffers in its heap (the default, whose threshold rises to 32 MB as big buffers are freed).
+buffers in its heap (the default, whose threshold rises to 32 MB as big buffers are freed);
+`jemalloc` preloads jemalloc (Debian: libjemalloc2) instead of glibc's malloc.
 This is how the memory profile in docs/benchmarks.md was made.
 """
 
@@ -30,12 +31,6 @@ import time
 from pathlib import Path
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
-# glibc settings: buffers of at least this size are mapped and returned to the system on free
-ALLOCATORS = {
-    "default": {},
-    "mmap-4mb": {"MALLOC_MMAP_THRESHOLD_": str(4 << 20)},
-    "mmap-1mb": {"MALLOC_MMAP_THRESHOLD_": str(1 << 20)},
-}
 
 
 def child(method: str, model_ref: str, steps: int, threads: int) -> dict:
@@ -53,7 +48,7 @@ def main() -> None:
     parser.add_argument(
         "--allocator",
         default="default",
-        help=f"comma-separated, of {', '.join(ALLOCATORS)}; or all",
+        help="comma-separated, of default, mmap-4mb, mmap-1mb, jemalloc; or all",
     )
     parser.add_argument("--steps", type=int, default=3, help="steps of 32 texts per method")
     parser.add_argument("--threads", type=int, default=2)
@@ -64,9 +59,18 @@ def main() -> None:
         print(json.dumps(child(args.child, args.model, args.steps, args.threads)))
         return
 
+    from peftops.bench.memory import ALLOCATORS, allocator_env, with_allocator
+
     allocators = list(ALLOCATORS) if args.allocator == "all" else args.allocator.split(",")
     if unknown := set(allocators) - set(ALLOCATORS):
         parser.error(f"unknown allocator setting(s): {', '.join(sorted(unknown))}")
+    missing = [a for a in allocators if allocator_env(a) is None]
+    for name in missing:
+        print(
+            f"# {name}: not installed here, skipped (Debian: apt-get install libjemalloc2)",
+            file=sys.stderr,
+        )
+    allocators = [a for a in allocators if a not in missing]
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model
         if args.shape:
@@ -78,7 +82,7 @@ def main() -> None:
             for method in ("lora", "full"):
                 cmd = [sys.executable, __file__, "--child", method, "--model", model]
                 cmd += ["--steps", str(args.steps), "--threads", str(args.threads)]
-                env = {**os.environ, "HF_HUB_OFFLINE": "1", **ALLOCATORS[allocator]}
+                env = with_allocator({**os.environ, "HF_HUB_OFFLINE": "1"}, allocator)
                 started = time.perf_counter()
                 out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
                 if out.returncode != 0:

@@ -152,3 +152,44 @@ def test_memory_breakdown_accounts_for_what_each_method_holds(tiny_bert):
         )
         assert row["peak"] >= row["forward_end"] * 0.95  # VmHWM rounds to pages, weights mmap
         assert row["samples_per_s"] > 0 and row["longest_batch"] > 1
+
+
+def test_allocator_settings_reach_the_child_process():
+    """The memory benchmark's allocator sides run their child under that allocator: glibc's
+    threshold through its environment variable, jemalloc preloaded (mapped in the child)."""
+    import os
+    import subprocess
+    import sys
+
+    from peftops.bench.memory import ALLOCATORS, allocator_env, jemalloc, with_allocator
+
+    assert allocator_env("default") == {}
+    assert allocator_env("mmap-1mb") == {"MALLOC_MMAP_THRESHOLD_": str(1 << 20)}
+    assert set(ALLOCATORS) == {"default", "mmap-4mb", "mmap-1mb", "jemalloc"}
+    # settings inherited from the parent do not leak into another setting's child
+    inherited = {"PATH": "/bin", "LD_PRELOAD": "libx.so", "MALLOC_ARENA_MAX": "2"}
+    assert with_allocator(inherited, "default") == {"PATH": "/bin"}
+    assert with_allocator(inherited, "mmap-4mb") == {
+        "PATH": "/bin",
+        "MALLOC_MMAP_THRESHOLD_": str(4 << 20),
+    }
+    if jemalloc() is None:
+        if os.environ.get("CI"):
+            pytest.fail("libjemalloc2 missing: .ci/run installs it")
+        pytest.skip("needs Debian's libjemalloc2 (apt-get install libjemalloc2)")
+    maps = subprocess.run(
+        [sys.executable, "-c", "print(open('/proc/self/maps').read())"],
+        env=with_allocator(dict(os.environ), "jemalloc"),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "libjemalloc" in maps
+    plain = subprocess.run(
+        [sys.executable, "-c", "print(open('/proc/self/maps').read())"],
+        env=with_allocator(dict(os.environ), "default"),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "libjemalloc" not in plain

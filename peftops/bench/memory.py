@@ -11,6 +11,49 @@ from components.examples import TextSplit
 MB = 1024 * 1024
 
 
+def jemalloc() -> str | None:
+    """The jemalloc library to preload (`LD_PRELOAD`), if the system has one: Debian's
+    `libjemalloc2` package. jemalloc reuses and returns freed buffers where glibc's heap
+    keeps them (docs/benchmarks.md, memory profile)."""
+    import ctypes.util
+
+    return ctypes.util.find_library("jemalloc")
+
+
+def allocator_env(name: str) -> dict[str, str] | None:
+    """What a child process's environment adds for allocator setting `name` (`ALLOCATORS`);
+    None when it is not available on this machine."""
+    if name == "jemalloc":
+        lib = jemalloc()
+        return {"LD_PRELOAD": lib} if lib else None
+    return dict(ALLOCATORS[name])
+
+
+def with_allocator(env: dict[str, str], name: str) -> dict[str, str] | None:
+    """`env` with allocator setting `name` and no other: settings inherited from this
+    process (a preloaded allocator, glibc's MALLOC_* variables and tunables) are dropped,
+    so that "default" means glibc's malloc as it comes. None when not available here."""
+    extra = allocator_env(name)
+    if extra is None:
+        return None
+    kept = {
+        k: v
+        for k, v in env.items()
+        if k not in ("LD_PRELOAD", "GLIBC_TUNABLES") and not k.startswith("MALLOC_")
+    }
+    return {**kept, **extra}
+
+
+# glibc's malloc as it comes; its mmap threshold pinned (buffers at least that large are mapped
+# and returned to the system on free, instead of kept in the heap); or jemalloc preloaded
+ALLOCATORS: dict[str, dict[str, str]] = {
+    "default": {},
+    "mmap-4mb": {"MALLOC_MMAP_THRESHOLD_": str(4 << 20)},
+    "mmap-1mb": {"MALLOC_MMAP_THRESHOLD_": str(1 << 20)},
+    "jemalloc": {},  # LD_PRELOAD, found at run time: allocator_env
+}
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident set (VmHWM). Not `ru_maxrss`: Linux carries that over
     from the parent across fork+exec, so a child of a big benchmark process would report

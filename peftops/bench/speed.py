@@ -17,7 +17,8 @@ Benchmarks (``--only`` names):
 - ``inference``: the registered model through `mlflow.pyfunc` vs the raw model forward
   (predictions/s, p50/p95 latency of single texts); LoRA merged into the base vs unmerged.
 - ``memory``: peak RSS of LoRA vs full fine-tuning training on the same batches, each in its
-  own process; with the pipeline's defaults, and with gradient checkpointing.
+  own process; with the pipeline's defaults, with gradient checkpointing, and with jemalloc
+  preloaded instead of glibc's malloc (where installed).
 - ``scaling``: validation time and training samples/s at 1x, 10x, 100x the demo data
   (replicated), with growth ratios.
 
@@ -116,6 +117,7 @@ TARGETS: dict[str, tuple[float, str]] = {
     "inference_merged_throughput": (0.95, "merged no slower than unmerged (5% noise)"),
     "memory_peak_rss": (1 / 0.7, "LoRA <= 0.7x full FT"),
     "memory_peak_rss_checkpointing": (1 / 0.7, "LoRA <= 0.7x full FT"),
+    "memory_peak_rss_jemalloc": (1 / 0.7, "LoRA <= 0.7x full FT"),
 }
 # the same targets on CPU time (`<name>_cpu` rows): robust to other jobs on a shared machine
 TARGETS.update({f"{k}_cpu": v for k, v in list(TARGETS.items()) if not k.startswith("memory")})
@@ -1089,11 +1091,13 @@ def bench_inference(ctx: Context) -> None:
 # --------------------------------------------------------------------------- 5. memory
 
 
-MEMORY_SIDES = {  # child name -> (method, gradient checkpointing)
-    "lora": ("lora", False),
-    "full": ("full", False),
-    "lora_checkpointing": ("lora", True),
-    "full_checkpointing": ("full", True),
+MEMORY_SIDES = {  # child name -> (method, gradient checkpointing, allocator)
+    "lora": ("lora", False, "default"),
+    "full": ("full", False, "default"),
+    "lora_checkpointing": ("lora", True, "default"),
+    "full_checkpointing": ("full", True, "default"),
+    "lora_jemalloc": ("lora", False, "jemalloc"),
+    "full_jemalloc": ("full", False, "jemalloc"),
 }
 
 
@@ -1104,7 +1108,7 @@ def memory_child(kind: str, examples: int, threads: int, model: str) -> dict:
     from components.training import train_classifier
     from peftops.bench.datasets import load_bench_dataset
 
-    method, checkpointing = MEMORY_SIDES[kind]
+    method, checkpointing, _ = MEMORY_SIDES[kind]
     data = load_bench_dataset("banking77", max_train=examples, max_test=32)
     ex = data.examples
     training: dict[str, Any] = {"gradient_checkpointing": checkpointing}
@@ -1131,15 +1135,24 @@ def memory_child(kind: str, examples: int, threads: int, model: str) -> dict:
 
 
 def bench_memory(ctx: Context) -> None:
-    """LoRA vs full fine-tuning, each in its own process: with the pipeline's defaults, then
-    with `training.gradient_checkpointing` (LoRA only, and both sides)."""
+    """LoRA vs full fine-tuning, each in its own process: with the pipeline's defaults, with
+    `training.gradient_checkpointing` (LoRA only, and both sides), and with jemalloc instead
+    of glibc's malloc (both sides; skipped where jemalloc is not installed)."""
+    from peftops.bench.memory import with_allocator
+
     logs = ctx.workdir / "logs"
     logs.mkdir(exist_ok=True)
     out = {}
-    for kind in MEMORY_SIDES:
+    for kind, (_, _, allocator) in MEMORY_SIDES.items():
+        env = with_allocator(_env(PEFTOPS_TOKEN_CACHE="off"), allocator)
+        if env is None:
+            _log(
+                f"memory {kind}: skipped, {allocator} not installed (apt-get install libjemalloc2)"
+            )
+            continue
         args = [sys.executable, "-m", "peftops.bench.speed", "memory", kind]
         args += [str(ctx.settings.memory_examples), str(ctx.threads), ctx.base_model]
-        out[kind] = _child(args, _env(PEFTOPS_TOKEN_CACHE="off"), logs / f"memory-{kind}.log")
+        out[kind] = _child(args, env, logs / f"memory-{kind}.log")
         _log(f"memory {kind}: {out[kind]}")
     for name, ours, theirs, variant, baseline in (
         ("memory_peak_rss", "lora", "full", "LoRA", "full fine-tuning"),
@@ -1157,7 +1170,16 @@ def bench_memory(ctx: Context) -> None:
             "LoRA, gradient checkpointing",
             "full fine-tuning, gradient checkpointing",
         ),
+        (
+            "memory_peak_rss_jemalloc",
+            "lora_jemalloc",
+            "full_jemalloc",
+            "LoRA, jemalloc",
+            "full fine-tuning, jemalloc",
+        ),
     ):
+        if ours not in out or theirs not in out:
+            continue
         a, b = out[ours], out[theirs]
         comparison(
             ctx,
