@@ -3,12 +3,13 @@ FROM python:3.11-slim
 WORKDIR /app
 # jemalloc instead of glibc's malloc for every process in the container (the worker and the
 # flow runs it starts): glibc keeps freed activation buffers in its heap, which made LoRA
-# training peak 1.6x above what its tensors hold; jemalloc brought LoRA's peak RSS on MiniLM
-# from 1,618 to 1,037 MB at the same samples/s (docs/benchmarks.md, memory profile)
+# training peak at 1.6x what its tensors hold; jemalloc brought LoRA's peak RSS on MiniLM
+# from ~1,630 to ~1,036 MB, at a speed cost within measurement noise (at most ~10 %;
+# docs/benchmarks.md, memory profile). Remove this ENV to trade the memory back for it. The
+# loader finds the bare name in its cache, whatever the architecture's library folder.
 RUN apt-get update && apt-get install -y --no-install-recommends libjemalloc2 \
-    && rm -rf /var/lib/apt/lists/* \
-    && ln -s "$(ls /usr/lib/*/libjemalloc.so.2 | head -n 1)" /usr/local/lib/libjemalloc.so.2
-ENV LD_PRELOAD=/usr/local/lib/libjemalloc.so.2
+    && rm -rf /var/lib/apt/lists/*
+ENV LD_PRELOAD=libjemalloc.so.2
 RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 COPY pyproject.toml README.md ./
 COPY components components

@@ -87,7 +87,11 @@ def main() -> None:
                 out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
                 if out.returncode != 0:
                     sys.exit(f"{method}/{allocator} failed:\n{out.stderr[-2000:]}")
-                rows[allocator, method] = json.loads(out.stdout.strip().splitlines()[-1])
+                row = json.loads(out.stdout.strip().splitlines()[-1])
+                expected = "jemalloc" if allocator == "jemalloc" else "glibc"
+                if row["allocator"] != expected:  # a preload the loader refused only warns
+                    sys.exit(f"{method}/{allocator} ran under {row['allocator']}: {out.stderr}")
+                rows[allocator, method] = row
                 print(
                     f"# {method}, {allocator} allocator: {time.perf_counter() - started:.0f} s",
                     file=sys.stderr,
@@ -99,7 +103,7 @@ def main() -> None:
     columns.append("samples_per_s")
     print(f"{'':<16}" + "".join(f"{c:>14}" for c in columns))
     for (allocator, method), r in rows.items():
-        print(f"{method + ' ' + allocator:<16}" + "".join(f"{r[c]:>14}" for c in columns))
+        print(f"{method + ' ' + allocator:<16}" + "".join(f"{r[c]:>14.1f}" for c in columns))
     for allocator in allocators:
         lora, full = rows[allocator, "lora"], rows[allocator, "full"]
         print(

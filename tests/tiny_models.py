@@ -9,41 +9,31 @@ from pathlib import Path
 
 import torch
 
-from peftops.bench.models import copy_packaged_tokenizer
+from peftops.bench.models import copy_packaged_tokenizer, random_encoder
 
 
 def make_tiny_model(kind: str, folder: Path, seed: int = 0) -> Path:
     """`kind` is "bert" (encoder) or "llama" (decoder); returns the model folder."""
-    from transformers import BertConfig, BertModel, LlamaConfig, LlamaModel
+    if kind == "bert":
+        return random_encoder(folder, "tiny", seed)
+    if kind != "llama":
+        raise ValueError(kind)
+    from transformers import LlamaConfig, LlamaModel
 
     torch.manual_seed(seed)
     folder.mkdir(parents=True, exist_ok=True)
-    if kind == "bert":
-        config = BertConfig(
-            vocab_size=30522,
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=64,
-            max_position_embeddings=128,
-        )
-        model = BertModel(config)
-    elif kind == "llama":
-        config = LlamaConfig(
-            vocab_size=30522,
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            num_key_value_heads=2,
-            intermediate_size=64,
-            max_position_embeddings=128,
-            pad_token_id=0,
-            bos_token_id=101,
-            eos_token_id=102,
-        )
-        model = LlamaModel(config)
-    else:
-        raise ValueError(kind)
-    model.save_pretrained(folder)
+    config = LlamaConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        pad_token_id=0,
+        bos_token_id=101,
+        eos_token_id=102,
+    )
+    LlamaModel(config).save_pretrained(folder)
     copy_packaged_tokenizer(folder)
     return folder

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import resource
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from components.examples import TextSplit
+if TYPE_CHECKING:
+    from components.examples import TextSplit
 
 MB = 1024 * 1024
 
@@ -20,6 +22,16 @@ def jemalloc() -> str | None:
     return ctypes.util.find_library("jemalloc")
 
 
+def loaded_allocator() -> str:
+    """ "jemalloc" when this process has jemalloc mapped (a preload that failed only warns and
+    leaves glibc's malloc in place), else "glibc"."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:  # not Linux
+        return "unknown"
+    return "jemalloc" if "libjemalloc" in maps else "glibc"
+
+
 def allocator_env(name: str) -> dict[str, str] | None:
     """What a child process's environment adds for allocator setting `name` (`ALLOCATORS`);
     None when it is not available on this machine."""
@@ -31,8 +43,9 @@ def allocator_env(name: str) -> dict[str, str] | None:
 
 def with_allocator(env: dict[str, str], name: str) -> dict[str, str] | None:
     """`env` with allocator setting `name` and no other: settings inherited from this
-    process (a preloaded allocator, glibc's MALLOC_* variables and tunables) are dropped,
-    so that "default" means glibc's malloc as it comes. None when not available here."""
+    process (a preloaded library, glibc's MALLOC_* variables, and GLIBC_TUNABLES as a whole)
+    are dropped, so that "default" means glibc's malloc as it comes. None when not
+    available here."""
     extra = allocator_env(name)
     if extra is None:
         return None
@@ -50,7 +63,7 @@ ALLOCATORS: dict[str, dict[str, str]] = {
     "default": {},
     "mmap-4mb": {"MALLOC_MMAP_THRESHOLD_": str(4 << 20)},
     "mmap-1mb": {"MALLOC_MMAP_THRESHOLD_": str(1 << 20)},
-    "jemalloc": {},  # LD_PRELOAD, found at run time: allocator_env
+    "jemalloc": {},  # LD_PRELOAD of the library found at run time (allocator_env)
 }
 
 
@@ -99,7 +112,9 @@ def memory_breakdown(
       allocator kept after it was freed.
 
     The shortest batch runs first, so every later step (the longest included) runs with the
-    optimiser's state allocated, as in the steady state of a real epoch."""
+    optimiser's state allocated, as in the steady state of a real epoch. `samples_per_s`
+    leaves out that first step (it pays one-off set-up), so it leans to the longer
+    batches; it is indicative, not a throughput benchmark."""
     import peft  # noqa: F401  (imported before the floor is read, as the rest is)
     import torch
     import transformers  # noqa: F401
@@ -149,18 +164,23 @@ def memory_breakdown(
         steps.append(step[:2])  # (samples, seconds)
 
     trainable = [p for p in model.parameters() if p.requires_grad]
+    # AdamW holds state only for parameters that got a gradient (not, e.g., an unused pooler)
+    updated = [p for p in trainable if p in optimizer.state]
+    weights = sum(p.numel() * p.element_size() for p in model.parameters()) / MB
+    optimizer_mb, activations = fullest[0] / MB, fullest[1] / MB
     numbers = {
         "floor": floor,
-        "weights": sum(p.numel() * p.element_size() for p in model.parameters()) / MB,
-        "optimizer": fullest[0] / MB,
-        "activations": fullest[1] / MB,
+        "weights": weights,
+        "optimizer": optimizer_mb,
+        "activations": activations,
+        "forward_end": floor + weights + optimizer_mb + activations,
+        "grads": sum(p.numel() * p.element_size() for p in updated) / MB,
     }
-    numbers["forward_end"] = sum(numbers.values())
-    numbers["grads"] = sum(p.numel() * p.element_size() for p in trainable) / MB
     numbers["peak"] = _vm("VmHWM")
-    numbers = {k: round(v, 1) for k, v in numbers.items()}
+    numbers = {k: round(v, 3) for k, v in numbers.items()}
     later = steps[1:] or steps  # the first step pays one-off set-up
     numbers["samples_per_s"] = round(sum(n for n, _ in later) / sum(s for _, s in later), 1)
     numbers["longest_batch"] = max(b["input_ids"].shape[1] for b in batches)
     numbers["trainable_params"] = sum(p.numel() for p in trainable)
+    numbers["allocator"] = loaded_allocator()
     return numbers

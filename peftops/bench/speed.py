@@ -46,7 +46,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from peftops.bench.memory import peak_rss_mb
+from peftops.bench.memory import loaded_allocator, peak_rss_mb
 
 BENCHMARKS = ("throughput", "padding", "orchestration", "inference", "memory", "scaling")
 NEEDS_DEMO = ("orchestration", "inference", "scaling")  # run on data/finance (DVC-tracked)
@@ -1131,6 +1131,7 @@ def memory_child(kind: str, examples: int, threads: int, model: str) -> dict:
         "peak_rss_mb": round(peak, 1),
         "rss_before_model_mb": round(before, 1),
         "trainable_params": result.trainable_params,
+        "allocator": loaded_allocator(),
     }
 
 
@@ -1154,6 +1155,9 @@ def bench_memory(ctx: Context) -> None:
         args += [str(ctx.settings.memory_examples), str(ctx.threads), ctx.base_model]
         out[kind] = _child(args, env, logs / f"memory-{kind}.log")
         _log(f"memory {kind}: {out[kind]}")
+        expected = "jemalloc" if allocator == "jemalloc" else "glibc"
+        if out[kind]["allocator"] != expected:  # e.g. a preload the loader refused
+            raise RuntimeError(f"memory {kind} ran under {out[kind]['allocator']}, not {expected}")
     for name, ours, theirs, variant, baseline in (
         ("memory_peak_rss", "lora", "full", "LoRA", "full fine-tuning"),
         (
