@@ -236,10 +236,11 @@ class TrainingConfig(_Stage):
         "keeping them: much less memory, each layer's forward runs twice.",
     )
     fast_dropout: bool = Field(
-        True,
+        False,
         description="On CPU, draw dropout masks 16 bits per element from 64-bit random words "
         "instead of torch's per-element Bernoulli sampling: same drop rate (to 1/65536), "
-        "1.2-1.3x faster LoRA steps. Off: torch's dropout. No effect on CUDA.",
+        "1.2-1.3x faster LoRA steps, but 0.03-0.75 points lower banking77 accuracy in 5 of "
+        "5 seeds, so opt-in. No effect on CUDA.",
     )
 
 

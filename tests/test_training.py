@@ -158,7 +158,7 @@ def test_gradient_checkpointing_recomputes_layers_and_trains_the_same(
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
 
 
-def test_training_uses_fast_dropout_on_cpu_unless_turned_off(setup, tmp_path):
+def test_training_uses_fast_dropout_on_cpu_when_turned_on(setup, tmp_path):
     import torch
 
     if torch.cuda.is_available():
@@ -168,9 +168,9 @@ def test_training_uses_fast_dropout_on_cpu_unless_turned_off(setup, tmp_path):
     from components.training import place_for_training, training_key
 
     config, train, val = setup
-    config = apply_overrides(config, ["training.epochs=1"])
-    torch_dropout = apply_overrides(config, ["training.fast_dropout=false"])
-    assert config.training.fast_dropout  # the default
+    torch_dropout = apply_overrides(config, ["training.epochs=1"])
+    config = apply_overrides(torch_dropout, ["training.fast_dropout=true"])
+    assert not torch_dropout.training.fast_dropout  # the default: torch's dropout
     assert training_key(torch_dropout, train, val) != training_key(config, train, val)
 
     def dropouts(cfg) -> set[type]:
