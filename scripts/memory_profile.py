@@ -59,7 +59,12 @@ def main() -> None:
         print(json.dumps(child(args.child, args.model, args.steps, args.threads)))
         return
 
-    from peftops.bench.memory import ALLOCATORS, allocator_env, with_allocator
+    from peftops.bench.memory import (
+        ALLOCATORS,
+        allocator_env,
+        expected_allocator,
+        with_allocator,
+    )
 
     allocators = list(ALLOCATORS) if args.allocator == "all" else args.allocator.split(",")
     if unknown := set(allocators) - set(ALLOCATORS):
@@ -88,7 +93,7 @@ def main() -> None:
                 if out.returncode != 0:
                     sys.exit(f"{method}/{allocator} failed:\n{out.stderr[-2000:]}")
                 row = json.loads(out.stdout.strip().splitlines()[-1])
-                expected = "jemalloc" if allocator == "jemalloc" else "glibc"
+                expected = expected_allocator(allocator)
                 if row["allocator"] != expected:  # a preload the loader refused only warns
                     sys.exit(f"{method}/{allocator} ran under {row['allocator']}: {out.stderr}")
                 rows[allocator, method] = row

@@ -32,6 +32,11 @@ def loaded_allocator() -> str:
     return "jemalloc" if "libjemalloc" in maps else "glibc"
 
 
+def expected_allocator(name: str) -> str:
+    """What `loaded_allocator()` reports in a child run with allocator setting `name`."""
+    return "jemalloc" if name == "jemalloc" else "glibc"
+
+
 def allocator_env(name: str) -> dict[str, str] | None:
     """What a child process's environment adds for allocator setting `name` (`ALLOCATORS`);
     None when it is not available on this machine."""
@@ -67,24 +72,22 @@ ALLOCATORS: dict[str, dict[str, str]] = {
 }
 
 
+def _vm(field: str) -> float:
+    """A `Vm*` line of /proc/self/status, in MB (Linux only: OSError elsewhere)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise OSError(f"{field} not in /proc/self/status")
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident set (VmHWM). Not `ru_maxrss`: Linux carries that over
     from the parent across fork+exec, so a child of a big benchmark process would report
     the parent's peak."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
+        return _vm("VmHWM")
     except OSError:  # not Linux
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _vm(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"{field} not in /proc/self/status (Linux only)")
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def memory_breakdown(

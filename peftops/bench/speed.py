@@ -1141,7 +1141,7 @@ def bench_memory(ctx: Context) -> None:
     """LoRA vs full fine-tuning, each in its own process: with the pipeline's defaults, with
     `training.gradient_checkpointing` (LoRA only, and both sides), and with jemalloc instead
     of glibc's malloc (both sides; skipped where jemalloc is not installed)."""
-    from peftops.bench.memory import with_allocator
+    from peftops.bench.memory import expected_allocator, with_allocator
 
     logs = ctx.workdir / "logs"
     logs.mkdir(exist_ok=True)
@@ -1157,7 +1157,7 @@ def bench_memory(ctx: Context) -> None:
         args += [str(ctx.settings.memory_examples), str(ctx.threads), ctx.base_model]
         out[kind] = _child(args, env, logs / f"memory-{kind}.log")
         _log(f"memory {kind}: {out[kind]}")
-        expected = "jemalloc" if allocator == "jemalloc" else "glibc"
+        expected = expected_allocator(allocator)
         if out[kind]["allocator"] != expected:  # e.g. a preload the loader refused
             raise RuntimeError(f"memory {kind} ran under {out[kind]['allocator']}, not {expected}")
     for name, ours, theirs, variant, baseline in (
