@@ -44,6 +44,8 @@ def test_rate_pair_reports_wall_and_cpu_rates(tmp_path, capsys):
     speed.rate_pair(ctx, "training_throughput", ours, base, "bare", "samples/s")
     wall, cpu = ctx.rows
     assert (wall["value"], wall["baseline_value"], wall["ratio"]) == (100.0, 80.0, 1.25)
+    # round by round 50/80, 100/50, 25/33.3: the median of those is not the ratio of bests
+    assert wall["paired_ratio"] == 0.75
     assert cpu["benchmark"] == "training_throughput_cpu" and cpu["unit"] == "samples/cpu-s"
     assert (cpu["value"], cpu["baseline_value"], cpu["ratio"]) == (25.0, 20.0, 1.25)
     assert cpu["target_met"] is True
@@ -55,6 +57,15 @@ def test_alternating_rounds_reverse_the_order(tmp_path):
     out = speed._alternate(sides, 3)
     assert calls == ["a", "b", "b", "a", "a", "b"]
     assert out == {"a": [1.0, 1.0, 1.0], "b": [2.0, 2.0, 2.0]}
+
+
+def test_a_warm_up_call_of_each_side_is_made_first_and_not_counted(tmp_path):
+    calls: list[str] = []
+    results = iter(range(100))
+    sides = {"a": lambda: calls.append("a") or next(results), "b": lambda: calls.append("b") or 0}
+    out = speed._alternate(sides, 2, warmup=True)
+    assert calls == ["a", "b", "a", "b", "b", "a"]
+    assert out["a"] == [1, 2]  # the warm-up's 0 is dropped
 
 
 def test_bare_loop_and_pipeline_steps_run_on_a_tiny_model(tiny_bert, tmp_path):
