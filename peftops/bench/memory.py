@@ -124,13 +124,11 @@ def memory_breakdown(
 
     import components.training  # noqa: F401  (modeling, selection, methods)
     from components.batching import encode, iter_batches
-    from peftops.bench.speed import _config, _train_steps, _training_model
+    from peftops.bench.speed import FULL_FINETUNE, _config, _train_steps, _training_model
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    extra: dict = {}
-    if method == "full":
-        extra = {"method": {"name": "full"}, "selection": {"strategy": "all"}}
+    extra = FULL_FINETUNE if method == "full" else {}
     config = _config(labels, max_length, batch_size, threads, model_ref, **extra)
     floor = _vm("VmRSS")
     model, tokenizer, optimizer = _training_model(config, len(labels))

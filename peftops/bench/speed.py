@@ -1113,6 +1113,12 @@ def bench_inference(ctx: Context) -> None:
 # --------------------------------------------------------------------------- 5. memory
 
 
+# `_config` overrides that make the LoRA default into full fine-tuning (every parameter)
+FULL_FINETUNE: dict[str, dict[str, Any]] = {
+    "method": {"name": "full"},
+    "selection": {"strategy": "all"},
+}
+
 MEMORY_SIDES = {  # child name -> (method, gradient checkpointing, allocator)
     "lora": ("lora", False, "default"),
     "full": ("full", False, "default"),
@@ -1136,11 +1142,7 @@ def memory_child(kind: str, examples: int, threads: int, model: str) -> dict:
     training: dict[str, Any] = {"gradient_checkpointing": checkpointing}
     extra: dict[str, Any] = {"training": training}
     if method == "full":
-        extra = {
-            "method": {"name": "full"},
-            "selection": {"strategy": "all"},
-            "training": {**training, "learning_rate": 5e-5},
-        }
+        extra = {**FULL_FINETUNE, "training": {**training, "learning_rate": 5e-5}}
     config = _config(ex.labels, data.max_length, 32, threads, model, **extra)
     before = peak_rss_mb()
     selection = run_selection(config, ex.train, len(ex.labels))
