@@ -235,6 +235,13 @@ class TrainingConfig(_Stage):
         description="Recompute each layer's activations in the backward pass instead of "
         "keeping them: much less memory, each layer's forward runs twice.",
     )
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto",
+        description="Compute precision of the training forward pass (weights and optimiser "
+        "state stay fp32). auto: bf16 autocast where the hardware computes bf16 natively (CUDA "
+        "GPUs that support it, with fp16 and loss scaling on older ones; CPUs with AMX), fp32 "
+        "elsewhere. fp32: never autocast. bf16: always, even where bf16 is emulated (slow).",
+    )
     fast_dropout: bool = Field(
         False,
         description="On CPU, draw dropout masks 16 bits per element from 64-bit random words "

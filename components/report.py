@@ -23,6 +23,8 @@ class RunSummary:
     total_params: int = 0
     train_seconds: float = 0.0
     samples_per_second: float = 0.0
+    device: str = "cpu"
+    precision: str = "fp32"  # what training computed in: fp32, bf16 or fp16
     method: str = ""
     selection: str = ""
     target_modules: int = 0
@@ -68,7 +70,8 @@ def format_summary(s: RunSummary) -> str:
         f" method          {s.method} on {s.selection} ({s.target_modules} modules)",
         f" trainable       {s.trainable_params:,} of {s.total_params:,} parameters "
         f"({s.trainable_percent:.2f}%)",
-        f" training time   {s.train_seconds:.1f} s ({s.samples_per_second:.1f} samples/s)",
+        f" training time   {s.train_seconds:.1f} s ({s.samples_per_second:.1f} samples/s, "
+        f"{s.precision} on {s.device})",
         f" registered      {s.model_uri or 'not registered'}",
         f" @champion moved {moved}: {'; '.join(s.decision) or '-'}",
         f" data version    {data_version}",
@@ -105,7 +108,8 @@ def model_card(s: RunSummary, selection_rows: list[dict] | None = None) -> str:
         "## Training",
         f"- method `{s.method}`, selection `{s.selection}` ({s.target_modules} modules)",
         f"- trainable {s.trainable_params:,} / {s.total_params:,} ({s.trainable_percent:.2f}%)",
-        f"- {s.train_seconds:.1f} s, {s.samples_per_second:.1f} samples/s",
+        f"- {s.train_seconds:.1f} s, {s.samples_per_second:.1f} samples/s, "
+        f"{s.precision} on {s.device}",
         "## Lineage",
         "\n".join(f"- `{k}`: `{v}`" for k, v in s.data_version.items()),
         f"- MLflow run `{s.mlflow_run_id}`",

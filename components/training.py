@@ -54,6 +54,7 @@ class TrainResult:
     total_params: int = 0
     resumed_from_epoch: int | None = None
     device: str = "cpu"
+    precision: str = "fp32"  # what training computed in: fp32, bf16 or fp16
 
     @property
     def trainable_fraction(self) -> float:
@@ -77,32 +78,54 @@ def place_for_training(model: nn.Module, config: PipelineConfig) -> torch.device
     return device
 
 
-def autocast_dtype(device_type: str, bf16_supported: bool) -> torch.dtype | None:
-    """The mixed-precision dtype training uses: bf16 on CUDA where the GPU supports it, else
-    fp16 (with loss scaling); None (plain fp32) on CPU and other devices."""
-    if device_type != "cuda":
+def autocast_dtype(
+    device_type: str, bf16_native: bool, precision: str = "auto"
+) -> torch.dtype | None:
+    """The dtype training's forward pass autocasts to, None for plain fp32.
+
+    `precision` is `training.precision`. auto: on CUDA bf16 where the GPU computes it
+    natively, else fp16 (with loss scaling); on CPU bf16 where it is native (AMX), else fp32;
+    fp32 on other devices. bf16: always bf16. fp32: never autocast."""
+    if precision == "fp32":
         return None
-    return torch.bfloat16 if bf16_supported else torch.float16
+    if precision == "bf16" or (bf16_native and device_type in ("cuda", "cpu")):
+        return torch.bfloat16
+    return torch.float16 if device_type == "cuda" else None
 
 
-@functools.cache  # asked once per device, not on every step
-def _cuda_dtype(device: torch.device) -> torch.dtype | None:
-    # native bf16 only: by default torch also reports True where bf16 is emulated (slowly),
-    # as on V100/T4, which want fp16 with loss scaling instead
-    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
-    return autocast_dtype(device.type, bf16)
+@functools.cache  # asked once per device type, not on every step
+def native_bf16(device_type: str) -> bool:
+    """Whether this machine's `device_type` computes bf16 in hardware rather than emulating it:
+    on CUDA, torch's check without emulation (V100/T4 report True with it, and want fp16);
+    on CPU, AMX tiles (Sapphire Rapids and later), where oneDNN's bf16 matmuls beat fp32."""
+    if device_type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+    if device_type == "cpu":
+        amx = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private: may go away
+        return bool(amx and amx())
+    return False
 
 
-def autocast_for(device: torch.device):
-    """Autocast to `autocast_dtype` on CUDA; a no-op elsewhere. Weights and optimiser state
-    stay fp32."""
-    dtype = _cuda_dtype(device)
+def training_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+    """`autocast_dtype` for this machine's `device`."""
+    return autocast_dtype(device.type, native_bf16(device.type), precision)
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
+
+
+def autocast_for(device: torch.device, precision: str = "auto"):
+    """Autocast to `training_dtype` (a no-op for fp32). Weights and optimiser state stay
+    fp32."""
+    dtype = training_dtype(device, precision)
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
 
 
-def grad_scaler(device: torch.device) -> torch.amp.GradScaler:
+def grad_scaler(device: torch.device, precision: str = "auto") -> torch.amp.GradScaler:
     """Loss scaling for fp16 autocast (GPUs without bf16); a pass-through otherwise."""
-    return torch.amp.GradScaler("cuda", enabled=_cuda_dtype(device) == torch.float16)
+    enabled = training_dtype(device, precision) == torch.float16
+    return torch.amp.GradScaler(device.type, enabled=enabled)
 
 
 def _linear_warmup_decay(optimizer, warmup: int, total: int):
@@ -187,14 +210,17 @@ def _latest_checkpoint(folder: Path) -> Path | None:
 
 
 @torch.inference_mode()
-def predict_ids(model: PooledClassifier, data: Encoded, pad_id: int, batch_size: int) -> tuple:
-    """(predicted ids, mean loss or nan) on `data`, in input order."""
+def predict_ids(
+    model: PooledClassifier, data: Encoded, pad_id: int, batch_size: int, precision: str = "auto"
+) -> tuple:
+    """(predicted ids, mean loss or nan) on `data`, in input order, with training's
+    `precision`."""
     model.eval()
     device = next(model.parameters()).device
     preds = np.zeros(len(data), dtype=np.int64)
     losses = []
     for batch in iter_batches(data, batch_size, pad_id):
-        with autocast_for(device):
+        with autocast_for(device, precision):
             logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
         preds[batch["index"].numpy()] = logits.argmax(-1).cpu().numpy()
         if "labels" in batch:
@@ -268,7 +294,7 @@ def train_classifier(
         shutil.rmtree(ckpt_root, ignore_errors=True)
         ckpt_root.mkdir(parents=True)
 
-    scaler = grad_scaler(device)
+    scaler = grad_scaler(device, cfg.precision)
     train_time = sum(h["seconds"] for h in history)
     progress = tqdm(
         total=steps_per_epoch * (cfg.epochs - start_epoch + 1),
@@ -289,7 +315,7 @@ def train_classifier(
             group_by_length=cfg.group_by_length,
         )
         for step, batch in enumerate(batches, start=(epoch - 1) * steps_per_epoch):
-            with autocast_for(device):
+            with autocast_for(device, cfg.precision):
                 logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
             loss = nn.functional.cross_entropy(logits.float(), batch["labels"].to(device))
             scaler.scale(loss).backward()
@@ -305,7 +331,9 @@ def train_classifier(
         seconds = time.perf_counter() - started
         cpu_seconds = time.process_time() - cpu_started  # robust to other jobs on the machine
         train_time += seconds
-        preds, val_loss = predict_ids(model, val_enc, pad_id, config.evaluation.batch_size)
+        preds, val_loss = predict_ids(
+            model, val_enc, pad_id, config.evaluation.batch_size, cfg.precision
+        )
         metrics = classification_metrics(validation.label_ids, preds, labels)
         record = {
             "epoch": epoch,
@@ -354,6 +382,7 @@ def train_classifier(
         total_params=total,
         resumed_from_epoch=resumed,
         device=device.type,
+        precision=precision_name(training_dtype(device, cfg.precision)),
     )
 
 

@@ -40,6 +40,8 @@ def publish_model_card(
         total_params=trained.total_params,
         train_seconds=trained.train_seconds,
         samples_per_second=trained.samples_per_second,
+        device=trained.device,
+        precision=trained.precision,
         method=config.method.name,
         selection=selection.strategy,
         target_modules=len(selection.target_modules),

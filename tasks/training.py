@@ -112,6 +112,7 @@ def train_adapter(
             config.training.epochs,
             workdir,
         )
+    tracking.set_tags(run_id, {"train.device": result.device, "train.precision": result.precision})
     tracking.log_metrics(
         run_id,
         {

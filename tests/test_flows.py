@@ -45,6 +45,8 @@ def test_finance_flow_registers_a_champion_with_lineage_then_a_worse_run_does_no
 
     run = tracking.client().get_run(first.mlflow_run_id)
     assert run.info.status == "FINISHED"
+    assert run.data.tags["train.device"] == "cpu"
+    assert run.data.tags["train.precision"] in ("fp32", "bf16")  # bf16 where AMX has it
     assert {"test.accuracy", "baseline.accuracy", "val_macro_f1", "trainable_params"} <= set(
         run.data.metrics
     )

@@ -189,17 +189,54 @@ def test_training_uses_fast_dropout_on_cpu_when_turned_on(setup, tmp_path):
     assert fast.history[0]["train_loss"] != plain.history[0]["train_loss"]  # other masks
 
 
-def test_mixed_precision_is_bf16_on_cuda_where_supported_and_off_on_cpu():
+@pytest.mark.parametrize(
+    ("device", "native", "precision", "expected"),
+    [
+        ("cuda", True, "auto", "bf16"),
+        ("cuda", False, "auto", "fp16"),  # V100/T4: fp16 with loss scaling
+        ("cpu", True, "auto", "bf16"),  # AMX
+        ("cpu", False, "auto", "fp32"),
+        ("mps", True, "auto", "fp32"),
+        ("cpu", False, "bf16", "bf16"),  # asked for, even emulated
+        ("cuda", False, "bf16", "bf16"),
+        ("cuda", True, "fp32", "fp32"),
+        ("cpu", True, "fp32", "fp32"),
+    ],
+)
+def test_precision_auto_is_bf16_where_native_and_the_setting_wins(
+    device, native, precision, expected
+):
+    from components.training import autocast_dtype, precision_name
+
+    assert precision_name(autocast_dtype(device, native, precision)) == expected
+
+
+def test_training_in_bf16_autocasts_the_forward_and_keeps_fp32_weights(setup, tmp_path):
     import torch
 
-    from components.training import autocast_dtype, autocast_for, grad_scaler
-
-    assert autocast_dtype("cuda", bf16_supported=True) is torch.bfloat16
-    assert autocast_dtype("cuda", bf16_supported=False) is torch.float16
-    assert autocast_dtype("cpu", bf16_supported=True) is None
+    from components.training import autocast_for, grad_scaler, training_dtype
 
     cpu = torch.device("cpu")
     layer = torch.nn.Linear(4, 4)
-    with autocast_for(cpu):
-        assert layer(torch.randn(2, 4)).dtype is torch.float32  # no autocast on CPU
-    assert not grad_scaler(cpu).is_enabled()
+    with autocast_for(cpu, "bf16"):
+        assert layer(torch.randn(2, 4)).dtype is torch.bfloat16
+    with autocast_for(cpu, "fp32"):
+        assert layer(torch.randn(2, 4)).dtype is torch.float32
+    assert not grad_scaler(cpu, "bf16").is_enabled()  # bf16 needs no loss scaling
+
+    config, train, val = setup
+    bf16, fp32 = (
+        apply_overrides(config, ["training.epochs=2", f"training.precision={p}"])
+        for p in ("bf16", "fp32")
+    )
+    assert config.training.precision == "auto"
+    assert training_dtype(cpu, "auto") in (torch.bfloat16, None)  # bf16 with AMX
+    selection = run_selection(bf16, train, len(LABELS))
+    half = train_classifier(bf16, selection, train, val, LABELS, tmp_path / "bf16")
+    full = train_classifier(fp32, selection, train, val, LABELS, tmp_path / "fp32")
+    assert (half.precision, full.precision) == ("bf16", "fp32")
+    assert half.history[-1]["train_loss"] < half.history[0]["train_loss"]
+    assert half.history[0]["train_loss"] != full.history[0]["train_loss"]  # other arithmetic
+    assert half.history[0]["train_loss"] == pytest.approx(full.history[0]["train_loss"], rel=0.05)
+    clf = load_bundle(half.bundle_dir)
+    assert {p.dtype for p in clf.model.parameters()} == {torch.float32}  # the bundle: fp32

@@ -132,6 +132,7 @@ def _run_configuration(
                 "trainable_fraction": round(result.trainable_fraction, 6),
                 "train_seconds": round(result.train_seconds, 1),
                 "train_samples_per_second": round(result.samples_per_second, 2),
+                "precision": result.precision,
                 "peak_rss_mb": round(peak_rss_mb(), 1),
                 "adapter_bytes": adapter_bytes,
                 "best_epoch": result.best_epoch,

@@ -376,8 +376,9 @@ def bare_loop(
 
     The usual recipe: tokenizer without padding, length-grouped shuffled batches padded to
     their longest text, mean-pooled L2-normalised embeddings into a linear head, AdamW with
-    linear warm-up/decay, bf16 autocast on CUDA (fp16 with loss scaling where bf16 is not
-    native). Nothing from `components` is used."""
+    linear warm-up/decay, bf16 autocast where bf16 is native (CUDA GPUs that have it, CPUs
+    with AMX), fp16 with loss scaling on other GPUs, fp32 on other CPUs. Nothing from
+    `components` is used."""
     import numpy as np
     import torch
     from peft import LoraConfig, get_peft_model
@@ -387,9 +388,12 @@ def bare_loop(
     torch.manual_seed(seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cuda = device.type == "cuda"
-    bf16 = cuda and torch.cuda.is_bf16_supported(including_emulation=False)
-    amp_dtype = torch.bfloat16 if bf16 else torch.float16  # fp16 needs loss scaling
-    scaler = torch.amp.GradScaler("cuda", enabled=cuda and not bf16)
+    if cuda:
+        bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
+    else:
+        bf16 = torch.cpu._is_amx_tile_supported()
+    amp_dtype = torch.bfloat16 if bf16 else torch.float16 if cuda else None
+    scaler = torch.amp.GradScaler("cuda", enabled=cuda and not bf16)  # fp16 needs it
     tokenizer = AutoTokenizer.from_pretrained(location)
     ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
     lora = LoraConfig(
@@ -437,7 +441,7 @@ def bare_loop(
             input_ids[row, : lengths[i]] = torch.tensor(ids[i])
             mask[row, : lengths[i]] = 1
         input_ids, mask = input_ids.to(device), mask.to(device)
-        with torch.autocast("cuda", dtype=amp_dtype, enabled=cuda):
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             states = backbone(input_ids=input_ids, attention_mask=mask).last_hidden_state
             weights = mask.unsqueeze(-1).to(states.dtype)
             pooled = (states * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
@@ -455,9 +459,11 @@ def bare_loop(
 
 
 def bench_throughput(ctx: Context) -> None:
+    import torch
+
     from components.modeling import resolve_base_model
     from components.selection import run_selection
-    from components.training import train_classifier
+    from components.training import precision_name, train_classifier, training_dtype
     from peftops.bench.datasets import load_bench_dataset
 
     s = ctx.settings
@@ -510,11 +516,17 @@ def bench_throughput(ctx: Context) -> None:
     }
     if ctx.device != "cpu":  # fast_dropout acts on CPU only: here it would repeat "pipeline"
         del sides[f"pipeline_{other}"]
+    # where the defaults autocast (bf16 on AMX CPUs and most GPUs), what it buys: fp32 as a side
+    precision = precision_name(training_dtype(torch.device(ctx.device), t.precision))
+    if precision != "fp32":
+        fp32 = config.model_copy(update={"training": t.model_copy(update={"precision": "fp32"})})
+        sides["pipeline_fp32"] = lambda: pipeline(fp32)
     # one uncounted call per side first, so that the process's one-off costs do not land on
     # whichever side runs first (the sides do equal work; the target is within 5 %)
     runs = _alternate(sides, s.rounds, warmup=True)
     common = {
         "warmup": "one uncounted call per side",
+        "precision": precision,
         "dataset": "banking77",
         "examples": len(train),
         "batch_size": t.batch_size,
@@ -540,6 +552,17 @@ def bench_throughput(ctx: Context) -> None:
             "bare torch+peft loop",
             "samples/s",
             variant=f"pipeline with training.fast_dropout={str(not t.fast_dropout).lower()}",
+            **common,
+        )
+    if "pipeline_fp32" in runs:
+        rate_pair(
+            ctx,
+            "training_mixed_precision",
+            runs["pipeline"],
+            runs["pipeline_fp32"],
+            "pipeline with training.precision=fp32",
+            "samples/s",
+            variant=f"pipeline defaults ({precision} autocast)",
             **common,
         )
 
