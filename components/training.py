@@ -97,7 +97,8 @@ def autocast_dtype(
 def native_bf16(device_type: str) -> bool:
     """Whether this machine's `device_type` computes bf16 in hardware rather than emulating it:
     on CUDA, torch's check without emulation (V100/T4 report True with it, and want fp16);
-    on CPU, AMX tiles (Sapphire Rapids and later), where oneDNN's bf16 matmuls beat fp32."""
+    on CPU, AMX tiles (Sapphire Rapids and later, all with AMX-BF16), where oneDNN's bf16
+    matmuls beat fp32."""
     if device_type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
     if device_type == "cpu":
@@ -210,18 +211,15 @@ def _latest_checkpoint(folder: Path) -> Path | None:
 
 
 @torch.inference_mode()
-def predict_ids(
-    model: PooledClassifier, data: Encoded, pad_id: int, batch_size: int, precision: str = "auto"
-) -> tuple:
-    """(predicted ids, mean loss or nan) on `data`, in input order, with training's
-    `precision`."""
+def predict_ids(model: PooledClassifier, data: Encoded, pad_id: int, batch_size: int) -> tuple:
+    """(predicted ids, mean loss or nan) on `data`, in input order. In fp32, as evaluation
+    and serving run, so the epoch kept is chosen on the predictions the bundle will make."""
     model.eval()
     device = next(model.parameters()).device
     preds = np.zeros(len(data), dtype=np.int64)
     losses = []
     for batch in iter_batches(data, batch_size, pad_id):
-        with autocast_for(device, precision):
-            logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+        logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
         preds[batch["index"].numpy()] = logits.argmax(-1).cpu().numpy()
         if "labels" in batch:
             loss = nn.functional.cross_entropy(logits.float(), batch["labels"].to(device))
@@ -331,9 +329,7 @@ def train_classifier(
         seconds = time.perf_counter() - started
         cpu_seconds = time.process_time() - cpu_started  # robust to other jobs on the machine
         train_time += seconds
-        preds, val_loss = predict_ids(
-            model, val_enc, pad_id, config.evaluation.batch_size, cfg.precision
-        )
+        preds, val_loss = predict_ids(model, val_enc, pad_id, config.evaluation.batch_size)
         metrics = classification_metrics(validation.label_ids, preds, labels)
         record = {
             "epoch": epoch,

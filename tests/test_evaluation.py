@@ -55,10 +55,12 @@ def test_summary_and_model_card_say_what_happened():
         champion_moved=True,
         decision=["no champion"],
         tracking_uri="sqlite:///x.db",
+        precision="bf16",
     )
     text = format_summary(s)
     for needle in (
         "finance",
+        "samples/s, bf16 on cpu)",
         "1.00%",
         "models:/peftops-finance/3",
         "moved yes",
@@ -68,3 +70,4 @@ def test_summary_and_model_card_say_what_happened():
     ):
         assert needle in text
     assert "| fine-tuned |" in model_card(s)
+    assert "samples/s, bf16 on cpu" in model_card(s)

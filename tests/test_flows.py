@@ -5,6 +5,7 @@ import shutil
 
 import pandas as pd
 import pytest
+import torch
 
 from components import registry, tracking
 from components.validation import DataValidationError
@@ -46,7 +47,8 @@ def test_finance_flow_registers_a_champion_with_lineage_then_a_worse_run_does_no
     run = tracking.client().get_run(first.mlflow_run_id)
     assert run.info.status == "FINISHED"
     assert run.data.tags["train.device"] == "cpu"
-    assert run.data.tags["train.precision"] in ("fp32", "bf16")  # bf16 where AMX has it
+    amx = torch.cpu._is_amx_tile_supported()  # training.precision=auto: bf16 where AMX has it
+    assert run.data.tags["train.precision"] == ("bf16" if amx else "fp32")
     assert {"test.accuracy", "baseline.accuracy", "val_macro_f1", "trainable_params"} <= set(
         run.data.metrics
     )

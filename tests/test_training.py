@@ -211,6 +211,24 @@ def test_precision_auto_is_bf16_where_native_and_the_setting_wins(
     assert precision_name(autocast_dtype(device, native, precision)) == expected
 
 
+def test_native_bf16_on_cpu_means_amx_and_is_false_where_torch_cannot_tell(monkeypatch):
+    import torch
+
+    from components.training import native_bf16
+
+    for amx, expected in ((lambda: True, True), (lambda: False, False), (None, False)):
+        native_bf16.cache_clear()
+        if amx is None:  # a torch without the private check
+            monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")
+        else:
+            monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", amx)
+        assert native_bf16("cpu") is expected
+    native_bf16.cache_clear()
+    assert native_bf16("mps") is False
+    monkeypatch.undo()
+    native_bf16.cache_clear()  # later tests see this machine's answer again
+
+
 def test_training_in_bf16_autocasts_the_forward_and_keeps_fp32_weights(setup, tmp_path):
     import torch
 
@@ -230,7 +248,8 @@ def test_training_in_bf16_autocasts_the_forward_and_keeps_fp32_weights(setup, tm
         for p in ("bf16", "fp32")
     )
     assert config.training.precision == "auto"
-    assert training_dtype(cpu, "auto") in (torch.bfloat16, None)  # bf16 with AMX
+    amx = torch.cpu._is_amx_tile_supported()
+    assert training_dtype(cpu, "auto") is (torch.bfloat16 if amx else None)
     selection = run_selection(bf16, train, len(LABELS))
     half = train_classifier(bf16, selection, train, val, LABELS, tmp_path / "bf16")
     full = train_classifier(fp32, selection, train, val, LABELS, tmp_path / "fp32")

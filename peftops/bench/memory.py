@@ -159,7 +159,7 @@ def memory_breakdown(
         saved.clear()
         held = optimizer_bytes()
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            step = _train_steps(model, optimizer, [batch])
+            step = _train_steps(model, optimizer, [batch], config.training.precision)
         if held + sum(saved.values()) > sum(fullest):
             fullest = (held, sum(saved.values()))
         steps.append(step[:2])  # (samples, seconds)

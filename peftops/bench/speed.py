@@ -391,7 +391,8 @@ def bare_loop(
     if cuda:
         bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
     else:
-        bf16 = torch.cpu._is_amx_tile_supported()
+        amx = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private: may go away
+        bf16 = bool(amx and amx())
     amp_dtype = torch.bfloat16 if bf16 else torch.float16 if cuda else None
     scaler = torch.amp.GradScaler("cuda", enabled=cuda and not bf16)  # fp16 needs it
     tokenizer = AutoTokenizer.from_pretrained(location)
@@ -606,8 +607,9 @@ def _training_model(config, num_labels: int):
     return model, tokenizer, optimizer
 
 
-def _train_steps(model, optimizer, batches: Iterator[dict]) -> Measure:
-    """The pipeline's training step over `batches`; (samples, wall s, CPU s)."""
+def _train_steps(model, optimizer, batches: Iterator[dict], precision: str = "auto") -> Measure:
+    """The pipeline's training step over `batches` (`precision`: `training.precision`);
+    (samples, wall s, CPU s)."""
     import torch
     from torch import nn
 
@@ -618,7 +620,7 @@ def _train_steps(model, optimizer, batches: Iterator[dict]) -> Measure:
     samples = 0
     started, cpu_started = time.perf_counter(), time.process_time()
     for batch in batches:
-        with autocast_for(device):
+        with autocast_for(device, precision):
             logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
         loss = nn.functional.cross_entropy(logits.float(), batch["labels"].to(device))
         loss.backward()
@@ -649,14 +651,15 @@ def _padding_on(ctx: Context, name: str, steps: int, batch_size: int) -> None:
     pad = tokenizer.pad_token_id
     lengths = [len(x) for x in enc.input_ids]
     # warm-up: the first step creates AdamW's state; without it the first variant pays for it
-    _train_steps(model, optimizer, iter([next(iter_batches(enc, batch_size, pad))]))
+    precision = config.training.precision
+    _train_steps(model, optimizer, iter([next(iter_batches(enc, batch_size, pad))]), precision)
 
     def variant(group: bool, pad_to: int | None) -> Callable[[], Measure]:
         def run() -> Measure:
             batches = iter_batches(
                 enc, batch_size, pad, shuffle=True, seed=1, group_by_length=group, pad_to=pad_to
             )
-            return _train_steps(model, optimizer, batches)
+            return _train_steps(model, optimizer, batches, precision)
 
         return run
 
@@ -1303,10 +1306,11 @@ def bench_scaling(ctx: Context) -> None:
         batches = iter_batches(enc, 16, tokenizer.pad_token_id, shuffle=True, seed=k)
         first[k] = [next(batches) for _ in range(steps)]
         prep[k] = time.perf_counter() - started
-    _train_steps(model, optimizer, iter(first[factors[0]][:1]))  # warm-up
+    precision = train_cfg.training.precision
+    _train_steps(model, optimizer, iter(first[factors[0]][:1]), precision)  # warm-up
     # interleaved rounds, so that drift over the run does not favour one scale
     measured = _alternate(
-        {k: lambda k=k: _train_steps(model, optimizer, iter(first[k])) for k in factors},
+        {k: lambda k=k: _train_steps(model, optimizer, iter(first[k]), precision) for k in factors},
         ctx.settings.scale_rounds,
     )
     # per padded token: a few random length-grouped batches differ in length between scales
