@@ -113,6 +113,7 @@ def training_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
 
 
 def precision_name(dtype: torch.dtype | None) -> str:
+    """How runs record an autocast dtype: bf16, fp16, or fp32 for none."""
     return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
 
 
