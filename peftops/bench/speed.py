@@ -717,6 +717,7 @@ def plain_pipeline(config, home: Path) -> dict:
         save_confusion_matrix,
     )
     from components.examples import infer_labels, to_examples
+    from components.heap import freeze_long_lived
     from components.modeling import load_bundle
     from components.selection import run_selection, save_selection_plot
     from components.training import train_classifier, training_key
@@ -732,6 +733,7 @@ def plain_pipeline(config, home: Path) -> dict:
         yield
         stages[name] = round(time.perf_counter() - started, 2)
 
+    freeze_long_lived()  # as the flow does when it starts
     d = config.data
     with stage("load_data"):
         raw = load_splits(d, home)
