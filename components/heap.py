@@ -4,7 +4,7 @@ Once torch, transformers, Great Expectations, Prefect and MLflow are imported, a
 process holds ~950,000 objects. Every full ("generation 2") collection walks all of them,
 0.2-0.6 s each, and the interpreter's collections at exit took ~3 s of a 30 s demo run
 (measured with `gc.callbacks`; docs/benchmarks.md, "Garbage collection"). Almost none of it is
-garbage: each collection found tens to hundreds of objects.
+garbage: each collection found at most a few thousand objects to free.
 
 `freeze_long_lived()` moves every object alive at that moment into the collector's permanent
 generation, which later collections skip (`gc.freeze`), and does the same again at exit.
