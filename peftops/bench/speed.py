@@ -717,7 +717,7 @@ def plain_pipeline(config, home: Path) -> dict:
         save_confusion_matrix,
     )
     from components.examples import infer_labels, to_examples
-    from components.heap import freeze_long_lived
+    from components.heap import skip_exit_collection
     from components.modeling import load_bundle
     from components.selection import run_selection, save_selection_plot
     from components.training import train_classifier, training_key
@@ -733,7 +733,7 @@ def plain_pipeline(config, home: Path) -> dict:
         yield
         stages[name] = round(time.perf_counter() - started, 2)
 
-    freeze_long_lived()  # as the flow does when it starts
+    skip_exit_collection()  # as the flow does
     d = config.data
     with stage("load_data"):
         raw = load_splits(d, home)
