@@ -5,9 +5,9 @@ import shutil
 
 import pandas as pd
 import pytest
-import torch
 
 from components import registry, tracking
+from components.training import native_bf16
 from components.validation import DataValidationError
 from conftest import DATA, tiny_config
 from flows.pipeline import finance, healthcare
@@ -47,7 +47,7 @@ def test_finance_flow_registers_a_champion_with_lineage_then_a_worse_run_does_no
     run = tracking.client().get_run(first.mlflow_run_id)
     assert run.info.status == "FINISHED"
     assert run.data.tags["train.device"] == "cpu"
-    amx = torch.cpu._is_amx_tile_supported()  # training.precision=auto: bf16 where AMX has it
+    amx = native_bf16("cpu")  # training.precision=auto: bf16 where AMX has it
     assert run.data.tags["train.precision"] == ("bf16" if amx else "fp32")
     assert {"test.accuracy", "baseline.accuracy", "val_macro_f1", "trainable_params"} <= set(
         run.data.metrics

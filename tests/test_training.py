@@ -232,7 +232,7 @@ def test_native_bf16_on_cpu_means_amx_and_is_false_where_torch_cannot_tell(monke
 def test_training_in_bf16_autocasts_the_forward_and_keeps_fp32_weights(setup, tmp_path):
     import torch
 
-    from components.training import autocast_for, grad_scaler, training_dtype
+    from components.training import autocast_for, grad_scaler, native_bf16, training_dtype
 
     cpu = torch.device("cpu")
     layer = torch.nn.Linear(4, 4)
@@ -248,7 +248,7 @@ def test_training_in_bf16_autocasts_the_forward_and_keeps_fp32_weights(setup, tm
         for p in ("bf16", "fp32")
     )
     assert config.training.precision == "auto"
-    amx = torch.cpu._is_amx_tile_supported()
+    amx = native_bf16("cpu")
     assert training_dtype(cpu, "auto") is (torch.bfloat16 if amx else None)
     selection = run_selection(bf16, train, len(LABELS))
     half = train_classifier(bf16, selection, train, val, LABELS, tmp_path / "bf16")
