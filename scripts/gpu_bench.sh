@@ -7,7 +7,8 @@
 #   scripts/gpu_bench.sh            # quick sizes
 #   scripts/gpu_bench.sh --full     # full sizes
 #
-# JSON lines on stdout (one per comparison), the ratio table on stderr.
+# JSON lines on stdout (one per comparison), the ratio table on stderr. Exits non-zero, before
+# measuring anything, where torch has no CUDA or sees no GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
@@ -15,19 +16,28 @@ mode=--quick
 [[ "${1:-}" == "--full" ]] && mode=--no-quick
 
 export HF_HUB_OFFLINE=1 DO_NOT_TRACK=1 TOKENIZERS_PARALLELISM=false
+# refuse to run on the CPU: that is `peftops bench speed`, not a GPU measurement
 "$PY" - <<'PY'
-import torch
-from components.training import autocast_for, pick_device
+import sys
 
+import torch
+from components.training import autocast_for, native_bf16, pick_device
+
+print(f"torch {torch.__version__} (CUDA build: {torch.version.cuda})", flush=True)
+if torch.version.cuda is None:
+    sys.exit(
+        "this torch is a CPU-only build: install a CUDA build of torch 2.13.0 in the venv "
+        "(PyPI's Linux wheel is one, where pip is not set up for CPU wheels: "
+        "`.venv/bin/pip install --force-reinstall torch==2.13.0`), then run this again"
+    )
 device = pick_device()
-print(f"torch {torch.__version__}; device {device}", flush=True)
-if device.type == "cuda":
-    print(f"  {torch.cuda.get_device_name(0)}; bf16 supported: {torch.cuda.is_bf16_supported()}")
-    with autocast_for(device):
-        y = torch.nn.Linear(8, 8).to(device)(torch.randn(2, 8, device=device))
-    print(f"  autocast dtype inside training: {y.dtype}")
-else:
-    print("  no CUDA device: this runs on the CPU (same as peftops bench speed)")
+if device.type != "cuda":
+    sys.exit("no CUDA device visible (nvidia-smi, CUDA_VISIBLE_DEVICES): nothing to measure")
+name = torch.cuda.get_device_name(0)
+print(f"  {name}; native bf16: {native_bf16('cuda')}")
+with autocast_for(device):
+    y = torch.nn.Linear(8, 8).to(device)(torch.randn(2, 8, device=device))
+print(f"  autocast dtype inside training: {y.dtype}")
 PY
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 exec "$PY" -m peftops.cli bench speed "$mode" --only throughput --only padding

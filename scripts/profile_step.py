@@ -19,7 +19,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from components.batching import encode, iter_batches
 from peftops.bench.datasets import load_bench_dataset
-from peftops.bench.speed import _config, _train_steps, _training_model
+from peftops.bench.speed.steps import bench_config, train_steps, training_model
 
 
 def main() -> None:
@@ -36,14 +36,14 @@ def main() -> None:
     ex = data.examples
     training = {"fast_dropout": not args.torch_dropout}
     model_id = "sentence-transformers/all-MiniLM-L6-v2"  # the packaged copy, offline
-    config = _config(ex.labels, data.max_length, 32, args.threads, model_id, training=training)
-    model, tokenizer, optimizer = _training_model(config, len(ex.labels))
+    config = bench_config(ex.labels, data.max_length, 32, args.threads, model_id, training=training)
+    model, tokenizer, optimizer = training_model(config, len(ex.labels))
     enc = encode(tokenizer, ex.train.texts, data.max_length, ex.train.label_ids)
     batches = list(iter_batches(enc, 32, tokenizer.pad_token_id, shuffle=True, seed=1))
-    _train_steps(model, optimizer, batches[:3])  # warm-up
+    train_steps(model, optimizer, batches[:3])  # warm-up
     timed = list(itertools.islice(itertools.cycle(batches[3:]), args.steps))
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        _, seconds, _ = _train_steps(model, optimizer, timed)
+        _, seconds, _ = train_steps(model, optimizer, timed)
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows))
     tokens = sum(b["input_ids"].numel() for b in timed)
     print(

@@ -12,20 +12,21 @@ from typer.testing import CliRunner
 
 from components.batching import encode, iter_batches
 from peftops.bench import speed
+from peftops.bench.speed import harness, orchestration, steps, throughput
 from toy_data import LABELS, toy_split
 
 
-def _ctx(tmp_path, model: str = "unused") -> speed.Context:
-    return speed.Context(speed.QUICK, "test", 1, "cpu", tmp_path, base_model=model)
+def _ctx(tmp_path, model: str = "unused") -> harness.Context:
+    return harness.Context(harness.QUICK, "test", 1, "cpu", tmp_path, base_model=model)
 
 
 def test_ratio_is_oriented_so_higher_favours_the_pipeline(tmp_path, capsys):
     ctx = _ctx(tmp_path)
-    fast = speed.comparison(ctx, "training_throughput", 96.0, "bare", 100.0, "samples/s")
+    fast = harness.comparison(ctx, "training_throughput", 96.0, "bare", 100.0, "samples/s")
     assert fast["ratio"] == 0.96 and fast["target_met"] is True
-    slow = speed.comparison(ctx, "orchestration_warm", 50.0, "plain", 40.0, "s", False)
+    slow = harness.comparison(ctx, "orchestration_warm", 50.0, "plain", 40.0, "s", False)
     assert slow["ratio"] == 0.8 and slow["target_met"] is False  # 20 % overhead > 10 %
-    rss = speed.comparison(ctx, "memory_peak_rss", 700.0, "full", 1000.0, "MB", False)
+    rss = harness.comparison(ctx, "memory_peak_rss", 700.0, "full", 1000.0, "MB", False)
     assert rss["ratio"] == round(1000 / 700, 3) and rss["target_met"] is True
     printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["benchmark"] for r in printed] == [
@@ -37,11 +38,23 @@ def test_ratio_is_oriented_so_higher_favours_the_pipeline(tmp_path, capsys):
         assert {"benchmark", "value", "baseline", "baseline_value", "ratio", "unit"} <= set(row)
 
 
+def test_a_gpu_context_keeps_a_torch_device_type_and_reports_the_gpu_name(tmp_path):
+    """The benchmarks build `torch.device(ctx.device)`: "cuda:NVIDIA H200" is no device string,
+    so the GPU's name travels beside the type and is joined only in the printed rows."""
+    import torch
+
+    ctx = harness.Context(harness.QUICK, "test", 1, "cuda", tmp_path, device_name="NVIDIA H200")
+    assert torch.device(ctx.device).type == "cuda"
+    row = harness.comparison(ctx, "training_throughput", 1.0, "bare", 1.0, "samples/s")
+    assert row["device"] == "cuda:NVIDIA H200"
+    assert harness.comparison(_ctx(tmp_path), "x", 1.0, "y", 1.0, "s")["device"] == "cpu"
+
+
 def test_rate_pair_reports_wall_and_cpu_rates(tmp_path, capsys):
     ctx = _ctx(tmp_path)
     ours = [(100, 2.0, 4.0), (100, 1.0, 4.0), (100, 4.0, 4.0)]  # best wall 100/s; cpu 25/s
     base = [(100, 1.25, 5.0), (100, 2.0, 5.0), (100, 3.0, 5.0)]  # best wall 80/s; cpu 20/s
-    speed.rate_pair(ctx, "training_throughput", ours, base, "bare", "samples/s")
+    harness.rate_pair(ctx, "training_throughput", ours, base, "bare", "samples/s")
     wall, cpu = ctx.rows
     assert (wall["value"], wall["baseline_value"], wall["ratio"]) == (100.0, 80.0, 1.25)
     # round by round 50/80, 100/50, 25/33.3: the median of those is not the ratio of bests
@@ -54,7 +67,7 @@ def test_rate_pair_reports_wall_and_cpu_rates(tmp_path, capsys):
 def test_alternating_rounds_reverse_the_order(tmp_path):
     calls: list[str] = []
     sides = {"a": lambda: calls.append("a") or 1.0, "b": lambda: calls.append("b") or 2.0}
-    out = speed._alternate(sides, 3)
+    out = harness.alternate(sides, 3)
     assert calls == ["a", "b", "b", "a", "a", "b"]
     assert out == {"a": [1.0, 1.0, 1.0], "b": [2.0, 2.0, 2.0]}
 
@@ -63,7 +76,7 @@ def test_a_warm_up_call_of_each_side_is_made_first_and_not_counted():
     calls: list[str] = []
     results = iter(range(100))
     sides = {"a": lambda: calls.append("a") or next(results), "b": lambda: calls.append("b") or 0}
-    out = speed._alternate(sides, 2, warmup=True)
+    out = harness.alternate(sides, 2, warmup=True)
     assert calls == ["a", "b", "a", "b", "b", "a"]
     assert out == {"a": [1, 2], "b": [0, 0]}  # a's warm-up result (0) is dropped
 
@@ -72,7 +85,7 @@ def test_bare_loop_and_pipeline_steps_run_on_a_tiny_model(tiny_bert, tmp_path):
     from transformers import AutoTokenizer
 
     train = toy_split(48, 0)
-    samples, wall, cpu = speed.bare_loop(
+    samples, wall, cpu = throughput.bare_loop(
         str(tiny_bert),
         ["query", "value"],
         train.texts,
@@ -91,15 +104,15 @@ def test_bare_loop_and_pipeline_steps_run_on_a_tiny_model(tiny_bert, tmp_path):
     )
     assert samples == 48 and wall > 0 and cpu > 0 and math.isfinite(samples / wall)
 
-    config = speed._config(LABELS, 32, 16, 1, str(tiny_bert))
-    model, _, optimizer = speed._training_model(config, len(LABELS))
+    config = steps.bench_config(LABELS, 32, 16, 1, str(tiny_bert))
+    model, _, optimizer = steps.training_model(config, len(LABELS))
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_bert))
     enc = encode(tokenizer, train.texts, 32, train.label_ids, cache=False)
     fixed = list(iter_batches(enc, 16, 0, shuffle=True, seed=1, group_by_length=False, pad_to=32))
     grouped = list(iter_batches(enc, 16, 0, shuffle=True, seed=1, group_by_length=True))
     assert {b["input_ids"].shape[1] for b in fixed} == {32}
     assert sum(b["input_ids"].numel() for b in grouped) < sum(b["input_ids"].numel() for b in fixed)
-    samples, wall, cpu = speed._train_steps(model, optimizer, iter(grouped))
+    samples, wall, cpu = steps.train_steps(model, optimizer, iter(grouped))
     assert samples == 48 and wall > 0 and cpu > 0
 
 
@@ -110,7 +123,7 @@ def test_plain_pipeline_runs_the_flow_components_without_prefect_or_mlflow(
 
     monkeypatch.setenv("PEFTOPS_HOME", str(tmp_path))
     config = tiny_config("finance", tiny_bert, "training.epochs=1", "data.max_train_examples=200")
-    result = speed.plain_pipeline(config, tmp_path)
+    result = orchestration.plain_pipeline(config, tmp_path)
     assert list(result["stages"]) == [
         "load_data",
         "validate_data",

@@ -126,7 +126,7 @@ def test_prefect_server_with_api_auth_refuses_anonymous_clients(tmp_path):
     """The server as infra/ configures it with PREFECT_SERVER_API_AUTH_STRING: the API answers
     only requests carrying that user:password; a client with PREFECT_API_AUTH_STRING runs a
     flow on it, one without is refused; health probes stay open."""
-    from peftops.bench.speed import prefect_server
+    from peftops.bench.speed.orchestration import prefect_server
 
     auth = f"peftops:{secrets.token_urlsafe(12)}"  # made up here: nothing in the repository
     server_env = {"PREFECT_SERVER_API_AUTH_STRING": auth}

@@ -124,14 +124,19 @@ def memory_breakdown(
 
     import components.training  # noqa: F401  (modeling, selection, methods)
     from components.batching import encode, iter_batches
-    from peftops.bench.speed import FULL_FINETUNE, _config, _train_steps, _training_model
+    from peftops.bench.speed.steps import (
+        FULL_FINETUNE,
+        bench_config,
+        train_steps,
+        training_model,
+    )
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     extra = FULL_FINETUNE if method == "full" else {}
-    config = _config(labels, max_length, batch_size, threads, model_ref, **extra)
+    config = bench_config(labels, max_length, batch_size, threads, model_ref, **extra)
     floor = _vm("VmRSS")
-    model, tokenizer, optimizer = _training_model(config, len(labels))
+    model, tokenizer, optimizer = training_model(config, len(labels))
     enc = encode(tokenizer, train.texts, max_length, train.label_ids, cache=False)
     batches = list(iter_batches(enc, batch_size, tokenizer.pad_token_id, shuffle=True, seed=1))
     shortest = min(range(len(batches)), key=lambda i: batches[i]["input_ids"].shape[1])
@@ -159,7 +164,7 @@ def memory_breakdown(
         saved.clear()
         held = optimizer_bytes()
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            step = _train_steps(model, optimizer, [batch], config.training.precision)
+            step = train_steps(model, optimizer, [batch], config.training.precision)
         if held + sum(saved.values()) > sum(fullest):
             fullest = (held, sum(saved.values()))
         steps.append(step[:2])  # (samples, seconds)

@@ -1,0 +1,111 @@
+"""`peftops bench speed`: the pipeline against hand-written baselines, side by side, as ratios.
+
+Absolute times on shared machines are noisy, so every comparison runs both sides in the same
+invocation (interleaved where they share a process) and reports `ratio`, oriented so that
+higher is better for the pipeline (for times and memory, `baseline_value / value`).
+
+Benchmarks (``--only`` names):
+- ``throughput``: the pipeline's training component (`components.training.train_classifier`)
+  vs a bare hand-written torch + peft loop: same model, data, batch size, dynamic padding with
+  length grouping, seed, threads; alternating rounds, medians compared.
+- ``padding``: dynamic padding with length-grouped batches vs padding to the fixed maximum
+  length (and dynamic padding without grouping), training steps on banking77 and
+  medical_abstracts with the pipeline's model and batching code.
+- ``orchestration``: a full flow run (`peftops run finance`) vs the same components called in
+  a plain script without Prefect or MLflow, each a fresh process; cold (ephemeral Prefect) and
+  warm (a running Prefect server) reported separately, with the flow's per-task times.
+- ``inference``: the registered model through `mlflow.pyfunc` vs the raw model forward
+  (predictions/s, p50/p95 latency of single texts); LoRA merged into the base vs unmerged.
+- ``memory``: peak RSS of LoRA vs full fine-tuning training on the same batches, each in its
+  own process; with the pipeline's defaults, with gradient checkpointing, and with jemalloc
+  preloaded instead of glibc's malloc (where installed).
+- ``scaling``: validation time and training samples/s at 1x, 10x, 100x the demo data
+  (replicated), with growth ratios.
+
+One module per benchmark; `harness` holds what they share (settings, targets, rows, rounds,
+child processes) and `steps` the pipeline's training step. Run `python -m
+peftops.bench.speed plain|memory ...` only through the benchmark (its children).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from peftops.bench.speed.harness import DEMO, FULL, QUICK, Context, log, print_table
+from peftops.bench.speed.inference import bench_inference
+from peftops.bench.speed.memory import bench_memory
+from peftops.bench.speed.orchestration import bench_orchestration
+from peftops.bench.speed.padding import bench_padding
+from peftops.bench.speed.scaling import bench_scaling
+from peftops.bench.speed.throughput import bench_throughput
+
+NEEDS_DEMO = ("orchestration", "inference", "scaling")  # run on data/finance (DVC-tracked)
+
+RUNNERS: dict[str, Callable[[Context], None]] = {
+    "throughput": bench_throughput,
+    "padding": bench_padding,
+    "orchestration": bench_orchestration,
+    "inference": bench_inference,
+    "memory": bench_memory,
+    "scaling": bench_scaling,
+}
+BENCHMARKS = tuple(RUNNERS)  # `--only` names, in the order they run
+
+
+def run_speed_benchmark(
+    quick: bool = True, only: list[str] | None = None, threads: int | None = None
+) -> list[dict]:
+    """Run the chosen benchmarks in order; one JSON line per comparison; a table on stderr."""
+    import torch
+
+    unknown = sorted(set(only or []) - set(BENCHMARKS))
+    if unknown:
+        raise ValueError(f"unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}")
+    on_demo = [name for name in NEEDS_DEMO if not only or name in only]
+    if on_demo and not (DEMO / "train.csv").is_file():
+        raise FileNotFoundError(
+            f"{', '.join(on_demo)} need the demo data in {DEMO}: run `make data` (dvc pull) first"
+        )
+    threads = threads or torch.get_num_threads()
+    torch.set_num_threads(threads)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device_name = torch.cuda.get_device_name(0) if device == "cuda" else ""
+    started = time.perf_counter()
+    saved_env = dict(os.environ)
+    with tempfile.TemporaryDirectory(prefix="peftops-speed-") as tmp:
+        # the benchmark's own token cache: nothing lands in the project, every run starts cold
+        os.environ["PEFTOPS_TOKEN_CACHE"] = str(Path(tmp) / "tokens")
+        ctx = Context(
+            QUICK if quick else FULL,
+            "quick" if quick else "full",
+            threads,
+            device,
+            Path(tmp),
+            device_name=device_name,
+        )
+        log(
+            f"{ctx.mode} mode, {threads} torch threads, device {device} {device_name}, "
+            f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}"
+        )
+        for name in BENCHMARKS:
+            if only and name not in only:
+                continue
+            log(f"{name} ...")
+            began = time.perf_counter()
+            try:
+                RUNNERS[name](ctx)
+            except Exception as err:  # reported as a row, the other benchmarks go on
+                row = {"benchmark": name, "error": f"{type(err).__name__}: {err}"}
+                print(json.dumps(row), flush=True)
+                ctx.rows.append(row)
+            log(f"{name} done in {time.perf_counter() - began:.0f} s")
+        os.environ.clear()
+        os.environ.update(saved_env)
+    print_table(ctx.rows, time.perf_counter() - started)
+    return ctx.rows
