@@ -38,7 +38,7 @@ def embed_texts(
     out = np.zeros((len(texts), model.head.in_features), dtype=np.float32)
     for batch in iter_batches(data, batch_size, tokenizer.pad_token_id):
         vec = model.embed(batch["input_ids"], batch["attention_mask"])
-        out[batch["index"].numpy()] = vec.float().numpy()
+        out[batch["index"].numpy()] = vec.float().cpu().numpy()
     return out
 
 

@@ -255,7 +255,7 @@ class TextClassifier:
                 return_tensors="pt",
             )
             logits = self.model(enc["input_ids"], enc["attention_mask"])
-            out.append((idx, torch.softmax(logits.float(), dim=-1).numpy()))
+            out.append((idx, torch.softmax(logits.float(), dim=-1).cpu().numpy()))
         probs = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         for idx, p in out:
             probs[idx] = p

@@ -130,6 +130,15 @@ def grad_scaler(device: torch.device, precision: str = "auto") -> torch.amp.Grad
     return torch.amp.GradScaler(device.type, enabled=enabled)
 
 
+def optimizer_step(scaler: torch.amp.GradScaler, optimizer: torch.optim.Optimizer) -> bool:
+    """`optimizer.step()` through `scaler`; False when fp16 loss scaling found inf/NaN
+    gradients and skipped it (the scale then drops). Always True when `scaler` is disabled."""
+    scale = scaler.get_scale()
+    scaler.step(optimizer)
+    scaler.update()
+    return not scaler.is_enabled() or scaler.get_scale() >= scale
+
+
 def _linear_warmup_decay(optimizer, warmup: int, total: int):
     def factor(step: int) -> float:
         if step < warmup:
@@ -282,7 +291,8 @@ def train_classifier(
     if latest is not None:
         state = json.loads((latest / "state.json").read_text())
         model.load_state_dict(load_file(str(latest / "trainable.safetensors")), strict=False)
-        opt_state = torch.load(latest / "optimizer.pt", weights_only=True)
+        # saved on whatever device trained; load_state_dict moves it onto the parameters'
+        opt_state = torch.load(latest / "optimizer.pt", map_location="cpu", weights_only=True)
         optimizer.load_state_dict(opt_state["optimizer"])
         scheduler.load_state_dict(opt_state["scheduler"])
         _restore_allocator(model, latest, state.get("rank_pattern"))
@@ -318,10 +328,9 @@ def train_classifier(
                 logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
             loss = nn.functional.cross_entropy(logits.float(), batch["labels"].to(device))
             scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            stepped = optimizer_step(scaler, optimizer)
             scheduler.step()
-            if allocate is not None:
+            if allocate is not None and stepped:  # AdaLoRA: scores from finite gradients only
                 allocate(step)
             optimizer.zero_grad(set_to_none=True)
             loss_sum += loss.item() * len(batch["index"])

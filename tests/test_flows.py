@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from components import registry, tracking
-from components.training import native_bf16
+from components.training import native_bf16, pick_device
 from components.validation import DataValidationError
 from conftest import DATA, tiny_config
 from flows.pipeline import finance, healthcare
@@ -46,9 +46,11 @@ def test_finance_flow_registers_a_champion_with_lineage_then_a_worse_run_does_no
 
     run = tracking.client().get_run(first.mlflow_run_id)
     assert run.info.status == "FINISHED"
-    assert run.data.tags["train.device"] == "cpu"
-    amx = native_bf16("cpu")  # training.precision=auto: bf16 where AMX has it
-    assert run.data.tags["train.precision"] == ("bf16" if amx else "fp32")
+    device = pick_device().type
+    assert run.data.tags["train.device"] == device
+    # training.precision=auto: bf16 where native (AMX CPUs, most GPUs), fp16 on other GPUs
+    fallback = "fp16" if device == "cuda" else "fp32"
+    assert run.data.tags["train.precision"] == ("bf16" if native_bf16(device) else fallback)
     assert {"test.accuracy", "baseline.accuracy", "val_macro_f1", "trainable_params"} <= set(
         run.data.metrics
     )

@@ -259,3 +259,29 @@ def test_training_in_bf16_autocasts_the_forward_and_keeps_fp32_weights(setup, tm
     assert half.history[0]["train_loss"] == pytest.approx(full.history[0]["train_loss"], rel=0.05)
     clf = load_bundle(half.bundle_dir)
     assert {p.dtype for p in clf.model.parameters()} == {torch.float32}  # the bundle: fp32
+
+
+def test_optimizer_step_reports_a_step_that_fp16_loss_scaling_skipped():
+    """fp16 training (GPUs without bf16) scales the loss; a step whose gradients overflow is
+    skipped, and AdaLoRA's budget update must skip it too (its scores read the gradients)."""
+    import torch
+
+    from components.training import optimizer_step
+
+    weight = torch.nn.Parameter(torch.ones(3))
+    optimizer = torch.optim.SGD([weight], lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", init_scale=8.0)  # enabled, as fp16 would have it
+    scaler.scale((weight * 2).sum()).backward()
+    assert optimizer_step(scaler, optimizer) is True
+    assert torch.allclose(weight.detach(), torch.full((3,), 0.8))
+    optimizer.zero_grad()
+
+    scaler.scale((weight * float("inf")).sum()).backward()
+    assert optimizer_step(scaler, optimizer) is False
+    assert torch.allclose(weight.detach(), torch.full((3,), 0.8))  # not moved
+    optimizer.zero_grad()
+
+    off = torch.amp.GradScaler("cpu", enabled=False)  # bf16 and fp32: a pass-through
+    (weight * 2).sum().backward()
+    assert optimizer_step(off, optimizer) is True
+    assert torch.allclose(weight.detach(), torch.full((3,), 0.6))
