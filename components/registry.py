@@ -5,7 +5,9 @@ Invariants:
   (setting `@challenger`), the version is deleted again, so no half-registered model remains;
 - `@champion` moves only through `promote`, which re-reads the champion right before moving
   the alias (compare-and-set) and refuses when it changed underneath;
-- registering the same run twice returns the existing version (idempotent re-runs).
+- registering the same run twice returns the existing version (idempotent re-runs);
+- a run that fails after registering is undone by `withdraw_version`: its aliases go back
+  to where they were and its version is deleted.
 """
 
 from __future__ import annotations
@@ -272,9 +274,8 @@ def promote(name: str, version: str, expected_champion: str | None, tags: dict[s
     (compare-and-set), then record the audit `tags` and the previous champion on `version`."""
     c = tracking.client()
     current = get_alias_version(name, CHAMPION)
-    if current == version:  # already done (a retried call): only the tags may be missing
-        expected_champion = current
-    elif current != expected_champion:
+    # current == version: a retried call that moved the alias already; the tags may be missing
+    if current not in (version, expected_champion):
         raise RegistryError(
             f"@{CHAMPION} of {name} moved from v{expected_champion} to v{current} during this "
             "run; not overwriting it (re-run to compare against the new champion)"
@@ -283,8 +284,34 @@ def promote(name: str, version: str, expected_champion: str | None, tags: dict[s
         c.set_registered_model_alias(name, CHAMPION, version)
     for key, value in tags.items():
         c.set_model_version_tag(name, version, key, str(value))
-    if current is not None and current != version:
-        c.set_model_version_tag(name, version, "promotion.previous_champion", current)
+    if expected_champion is not None and expected_champion != version:
+        c.set_model_version_tag(name, version, "promotion.previous_champion", expected_champion)
+
+
+def withdraw_version(
+    name: str, version: str, champion_before: str | None, challenger_before: str | None
+) -> list[str]:
+    """Undo the registration of a run that failed afterwards: `@champion` and `@challenger`
+    go back to the versions they named before the run (only where they still name
+    `version`: an alias someone moved since is left alone), then `version` is deleted.
+    Returns what was done, for the run's record."""
+    c = tracking.client()
+    done = []
+    for alias, before in ((CHAMPION, champion_before), (CHALLENGER, challenger_before)):
+        if get_alias_version(name, alias) != version:
+            continue
+        if before is not None and before != version:
+            try:
+                c.set_registered_model_alias(name, alias, before)
+                done.append(f"@{alias} back to v{before}")
+                continue
+            except MlflowException:  # that version is gone meanwhile
+                pass
+        c.delete_registered_model_alias(name, alias)
+        done.append(f"@{alias} removed (it named no other version before)")
+    c.delete_model_version(name, version)
+    done.append(f"v{version} deleted")
+    return done
 
 
 def _require_version(name: str, version: str) -> None:

@@ -10,7 +10,13 @@ from components.report import RunSummary
 from tasks.approval import request_approval
 from tasks.data import load_data, validate_data
 from tasks.evaluation import evaluate
-from tasks.registry import check_for_changes, promote_model, register_model
+from tasks.registry import (
+    Registration,
+    check_for_changes,
+    promote_model,
+    register_model,
+    withdraw_registration,
+)
 from tasks.report import publish_model_card, skipped_summary
 from tasks.tracking import end_mlflow_run, start_mlflow_run
 from tasks.training import fit_baseline, select_trainable_parameters, train_adapter
@@ -25,6 +31,7 @@ def run_pipeline(config: PipelineConfig, force: bool = True) -> RunSummary:
     early as skipped."""
     skip_exit_collection()  # the interpreter's exit would spend ~3 s collecting the heap
     run_id = start_mlflow_run(config)
+    registration: Registration | None = None
     try:
         raw = load_data(config, run_id)
         skip_reason = check_for_changes(config, raw.version, force, run_id)
@@ -44,10 +51,14 @@ def run_pipeline(config: PipelineConfig, force: bool = True) -> RunSummary:
         summary = publish_model_card(
             config, run_id, raw.version, selection, trained, evaluation, registration
         )
+        end_mlflow_run(run_id, "FINISHED")
     except BaseException as err:
+        if registration is not None and isinstance(err, Exception):  # not on Ctrl-C
+            # a failed run moves no alias: undo the registration (its own failure is
+            # recorded on its task run and must not hide `err`)
+            withdraw_registration(registration, config, run_id, return_state=True)
         end_mlflow_run(run_id, "FAILED", f"{type(err).__name__}: {err}")
         raise
-    end_mlflow_run(run_id, "FINISHED")
     return summary
 
 

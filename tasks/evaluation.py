@@ -55,7 +55,14 @@ def evaluate(
     pred_ids = ids_from_names(predicted, labels)
     metrics = classification_metrics(test.label_ids, pred_ids, labels)
     champion, version, error = None, None, None
-    if config.evaluation.compare_champion:
+    if not config.evaluation.compare_champion:
+        version = registry.get_alias_version(config.registry.model_name, registry.CHAMPION)
+        if version is not None:  # unscored, it cannot be beaten: never promote over it
+            error = (
+                f"champion v{version} not scored (evaluation.compare_champion=false); "
+                "promote by hand if wanted"
+            )
+    else:
         try:
             scored = registry.score_champion(config.registry.model_name, test.texts)
         except Exception as err:  # the champion cannot be loaded: never promote over it

@@ -24,7 +24,8 @@ class Registration:
     version: str | None = None
     model_uri: str | None = None
     champion_moved: bool = False
-    previous_champion: str | None = None
+    previous_champion: str | None = None  # @champion when evaluated (the compare-and-set's)
+    previous_challenger: str | None = None  # @challenger before this run registered
     promote: bool = False
     decision: list[str] = field(default_factory=list)
 
@@ -46,7 +47,8 @@ def lineage_tags(
         "domain": config.domain,
         "base_model": config.model.base_model,
         "config": config.model_dump_json(),
-        "validation.success": "true",
+        # a failed validation stops the flow before training: here it passed or was off
+        "validation.success": "true" if config.validation.enabled else "skipped",
         "method": config.method.name,
         "selection.strategy": selection.strategy,
         "selection.modules": json.dumps(selection.target_modules),
@@ -97,6 +99,7 @@ def register_model(
     policy, name = config.registry, config.registry.model_name
     if not policy.enabled:
         return Registration(decision=["registration disabled (registry.enabled=false)"])
+    challenger_before = registry.get_alias_version(name, registry.CHALLENGER)
     try:
         source = registry.log_pyfunc_model(run_id, trained.bundle_dir, examples.test.texts[:3])
         tags = lineage_tags(config, data_version, selection, trained, evaluation)
@@ -124,6 +127,7 @@ def register_model(
         version=version,
         model_uri=registry.model_uri(name, version),
         previous_champion=evaluation.champion_version,
+        previous_challenger=challenger_before,
         promote=decision.promote,
         decision=decision.reasons,
     )
@@ -158,3 +162,23 @@ def promote_model(
     get_run_logger().info("%s v%s: @champion moved: %s", name, version, moved)
     registration.champion_moved = moved
     return registration
+
+
+@task(cache_policy=NO_CACHE, **transient())
+def withdraw_registration(registration: Registration, config: PipelineConfig, run_id: str) -> str:
+    """A run that failed after registering leaves the registry as it found it: `@champion`
+    and `@challenger` go back where they were, and the run's version is deleted (its model
+    stays among the MLflow run's artifacts)."""
+    if registration.version is None:
+        return "nothing registered"
+    done = "; ".join(
+        registry.withdraw_version(
+            config.registry.model_name,
+            registration.version,
+            registration.previous_champion,
+            registration.previous_challenger,
+        )
+    )
+    tracking.set_tags(run_id, {"registration.withdrawn": done})
+    get_run_logger().warning("the run failed after registering: %s", done)
+    return done

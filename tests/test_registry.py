@@ -96,3 +96,52 @@ def test_failed_alias_leaves_no_half_registered_version(workspace, bundle):
     with pytest.raises(registry.RegistryError, match="version removed"):
         registry.register_version("m", source, run_id, {}, alias="not a valid alias!")
     assert tracking.client().search_model_versions("name='m'") == []
+
+
+def test_a_retried_promotion_keeps_the_previous_champion_so_rollback_works(workspace, bundle):
+    """An attempt that moved `@champion` and died before its tags: the retry (which finds the
+    alias already moved) still records the champion it replaced."""
+    versions = []
+    for _ in range(2):
+        run_id = _new_run()
+        source = registry.log_pyfunc_model(run_id, bundle, ["x"])
+        versions.append(registry.register_version("m", source, run_id, {}))
+    registry.promote("m", versions[0], None, {})
+    tracking.client().set_registered_model_alias("m", registry.CHAMPION, versions[1])  # died
+    registry.promote("m", versions[1], versions[0], {"promotion.by": "retry"})
+    tags = tracking.client().get_model_version("m", versions[1]).tags
+    assert tags["promotion.previous_champion"] == versions[0]
+    assert registry.rollback("m", "test", "retry left the tag") == (versions[1], versions[0])
+    assert registry.get_alias_version("m", registry.CHAMPION) == versions[0]
+
+
+def test_withdraw_puts_the_aliases_back_and_deletes_the_version(workspace, bundle):
+    c = tracking.client()
+    versions = []
+    for _ in range(3):
+        run_id = _new_run()
+        source = registry.log_pyfunc_model(run_id, bundle, ["x"])
+        versions.append(registry.register_version("m", source, run_id, {}))  # @challenger
+    v1, v2, v3 = versions
+    registry.promote("m", v1, None, {})
+    c.set_registered_model_alias("m", registry.CHALLENGER, v2)
+    # v3 (registered last, so @challenger until just now) was promoted by its run, which
+    # then failed
+    c.set_registered_model_alias("m", registry.CHALLENGER, v3)
+    registry.promote("m", v3, v1, {})
+    done = registry.withdraw_version("m", v3, champion_before=v1, challenger_before=v2)
+    assert done == [f"@champion back to v{v1}", f"@challenger back to v{v2}", f"v{v3} deleted"]
+    assert registry.get_alias_version("m", registry.CHAMPION) == v1
+    assert registry.get_alias_version("m", registry.CHALLENGER) == v2
+    assert sorted(str(v.version) for v in c.search_model_versions("name='m'")) == [v1, v2]
+
+    # the first run ever: no alias named anything before it; an alias moved meanwhile by
+    # someone else stays where they put it
+    registry.promote("m", v2, v1, {})  # a person promoted v2
+    run_id = _new_run()
+    source = registry.log_pyfunc_model(run_id, bundle, ["x"])
+    v4 = registry.register_version("m", source, run_id, {})
+    done = registry.withdraw_version("m", v4, champion_before=v1, challenger_before=None)
+    assert done == ["@challenger removed (it named no other version before)", f"v{v4} deleted"]
+    assert registry.get_alias_version("m", registry.CHAMPION) == v2
+    assert registry.get_alias_version("m", registry.CHALLENGER) is None

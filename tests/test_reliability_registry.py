@@ -207,3 +207,42 @@ def test_a_version_left_without_its_alias_is_completed_by_the_rerun_not_duplicat
     assert registry.register_version(NAME, source, run_id, {}) == str(orphan)
     assert [str(v.version) for v in c.search_model_versions(f"name='{NAME}'")] == [str(orphan)]
     assert registry.get_alias_version(NAME, registry.CHALLENGER) == str(orphan)
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_run_failing_after_promotion_moves_no_alias_and_leaves_no_version(
+    workspace, tiny_bert, tmp_path, monkeypatch
+):
+    """The model card (the step after `@champion` moved) fails for good: the flow fails, and
+    the registry is as the run found it: both aliases on v1, the run's version deleted."""
+    from prefect import task
+
+    config = tiny_config("finance", tiny_bert, *FAST)
+    champion = _champion_v1(tiny_bert, tmp_path, config.data.labels)
+    promoted: list[bool] = []
+
+    @task(name="publish_model_card")
+    def disk_full(config, run_id, data_version, selection, trained, evaluation, registration):
+        promoted.append(registry.get_alias_version(NAME, registry.CHAMPION) != champion)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pipeline, "publish_model_card", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        pipeline.finance(config=config)
+
+    assert promoted == [True]  # the untrained champion was beaten: @champion had moved
+    assert registry.get_alias_version(NAME, registry.CHAMPION) == champion
+    assert registry.get_alias_version(NAME, registry.CHALLENGER) == champion
+    c = tracking.client()
+    assert [str(v.version) for v in c.search_model_versions(f"name='{NAME}'")] == [champion]
+    failed = [
+        r
+        for r in c.search_runs([tracking.ensure_experiment(NAME)])
+        if r.data.tags.get("prefect.flow_run_id")
+    ]
+    assert [r.info.status for r in failed] == ["FAILED"]
+    tags = failed[0].data.tags
+    assert "No space left" in tags["error"]
+    assert tags["registration.withdrawn"] == (
+        f"@champion back to v{champion}; @challenger back to v{champion}; v2 deleted"
+    )
