@@ -38,6 +38,13 @@ def test_scheduled_run_with_unchanged_inputs_is_skipped_unless_forced(workspace,
     # force retrains even when nothing changed
     forced = finance(config=config, force=True)
     assert forced.status == "completed" and forced.version == "3"
+    # a champion that was not scored cannot be beaten: no automatic promotion over it
+    champion = registry.get_alias_version(NAME, registry.CHAMPION)
+    unscored = tiny_config("finance", tiny_bert, *POLICY_OFF, "evaluation.compare_champion=false")
+    blind = finance(config=unscored)
+    assert blind.status == "completed" and blind.version == "4" and not blind.champion_moved
+    assert any(f"champion v{champion} not scored" in r for r in blind.decision), blind.decision
+    assert registry.get_alias_version(NAME, registry.CHAMPION) == champion
 
 
 def test_promote_rollback_and_predict_from_the_cli(workspace, tiny_bert):
