@@ -44,6 +44,7 @@ import yaml
 from sklearn.model_selection import train_test_split
 
 from components.config import DataConfig, SplitConfig
+from components.examples import label_key
 
 SPLITS = ("train", "validation", "test")
 HF_PREFIX = "hf://"
@@ -629,7 +630,7 @@ def _stratify_labels(frame: pd.DataFrame, label_column: str) -> pd.Series | None
     labels = frame[label_column]
     if labels.isna().any():
         return None
-    labels = labels.map(str)
+    labels = labels.map(label_key)  # 1 and 1.0 are one class, as in validation
     counts = labels.value_counts()
     if len(counts) < 2 or counts.min() < 2:
         return None
@@ -827,23 +828,13 @@ def load_splits(config: DataConfig, project_dir: Path) -> RawSplits:
     return RawSplits(frames=frames, version=version, was_split=was_split)
 
 
-def _label_key(value: Any) -> str | None:
-    """A label cell as the string it is matched by (1, 1.0 and "1" alike); None when empty."""
-    value = _plain(value)
-    if value is None:
-        return None
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
 def encode_labels(
     frames: Mapping[str, pd.DataFrame], label_column: str, labels: Sequence[str] = ()
 ) -> tuple[list[str], dict[str, list[int]]]:
     """The label list and each split's label ids.
 
     The list is `labels` when declared, else the sorted distinct labels of the train split.
-    Non-string labels (JSON/Parquet/HF numbers) match by their string form. An empty or
+    Labels match by `label_key` (1, 1.0 and "1" alike), as in validation. An empty or
     undeclared label raises DataLoadError naming the split and rows (validation should have
     reported these first).
     """
@@ -857,7 +848,7 @@ def encode_labels(
             raise DataLoadError(
                 f"cannot take the label set from the train split: no column {label_column!r}"
             )
-        label_list = sorted({k for v in train[label_column] if (k := _label_key(v)) is not None})
+        label_list = sorted({k for v in train[label_column] if (k := label_key(v)) is not None})
     ids_of = {label: i for i, label in enumerate(label_list)}
     encoded: dict[str, list[int]] = {}
     for split, frame in frames.items():
@@ -868,7 +859,7 @@ def encode_labels(
             )
         ids, bad = [], []
         for row, value in zip(frame.index, frame[label_column], strict=True):
-            key = _label_key(value)
+            key = label_key(value)
             if key in ids_of:
                 ids.append(ids_of[key])
             else:

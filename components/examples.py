@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 
@@ -31,11 +34,34 @@ class Examples:
         }
 
 
+def label_key(value: Any) -> str | None:
+    """A label cell as the string it is matched by; None when empty.
+
+    The one rule used by validation, label inference and encoding: `1`, `1.0`, `np.float32(1)`
+    and `"1"` are all `"1"`, so float label columns (Parquet, JSON, pandas upcasts) match
+    declared or inferred labels. Strings are kept as they are (no stripping).
+    """
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    elif isinstance(value, np.generic):
+        value = value.item()
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if value.is_integer():
+            return str(int(value))
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    return value if isinstance(value, str) else str(value)
+
+
 def infer_labels(train: pd.DataFrame, label_column: str, declared: list[str]) -> list[str]:
-    """The declared label set, or the sorted labels of the training split."""
+    """The declared label set, or the sorted label keys of the training split."""
     if declared:
         return list(declared)
-    return sorted(train[label_column].dropna().astype(str).unique().tolist())
+    return sorted({k for v in train[label_column] if (k := label_key(v)) is not None})
 
 
 def to_examples(
@@ -43,14 +69,16 @@ def to_examples(
 ) -> Examples:
     """Pick the text and label columns; labels become ids in `labels` order.
 
-    Call after validation: every label must be in `labels`.
+    Labels match by `label_key` (as in validation). Call after validation: an empty or
+    undeclared label raises `DataLoadError` naming the split and rows.
     """
-    index = {name: i for i, name in enumerate(labels)}
+    from components.data import encode_labels  # imported here: components.data imports this
+
+    splits = ("train", "validation", "test")
+    label_list, ids = encode_labels({s: frames[s] for s in splits}, label_column, labels)
 
     def split(name: str) -> TextSplit:
-        frame = frames[name]
-        texts = frame[text_column].astype(str).str.strip().tolist()
-        ids = [index[str(v)] for v in frame[label_column]]
-        return TextSplit(texts, ids)
+        texts = frames[name][text_column].astype(str).str.strip().tolist()
+        return TextSplit(texts, ids[name])
 
-    return Examples(list(labels), split("train"), split("validation"), split("test"))
+    return Examples(label_list, *(split(s) for s in splits))

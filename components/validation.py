@@ -1,9 +1,14 @@
 """Data validation with Great Expectations 1.x: one suite, run on each split through a GE batch.
 
-The suite checks the schema, row counts, text and label values, class balance (train), train/test
-leakage and PHI-like patterns. Checks GE cannot express on the raw columns run on derived columns
-(stripped text, label as string, per-row class count, matching train row); offending rows are
-reported as 1-based record numbers (`frame index + 1`).
+The suite checks the schema, row counts, text and label values, class balance (train), texts
+repeated within a split, leakage between splits (train/validation, train/test, validation/test)
+and PHI-like patterns. Checks GE cannot express on the raw columns run on derived columns
+(stripped text, label key, per-row class count, matching train or validation row); offending rows
+are reported as 1-based record numbers (`frame index + 1`).
+
+With the PHI check on, every value any check reports (examples and data-derived descriptions,
+hence `summary()`, the saved reports and `DataValidationError`'s message) is redacted in
+`_to_result`, the one place results are made: no check echoes PHI, not only the PHI check.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from components.config import ValidationConfig
+from components.examples import label_key
 
 SPLIT_ORDER = ("train", "validation", "test")
 
@@ -34,6 +40,14 @@ PHI_PATTERNS: tuple[tuple[str, str], ...] = (
     ("long digit run", r"\d{7,}"),
 )
 _PHI_COMPILED = tuple((kind, re.compile(rx)) for kind, rx in PHI_PATTERNS)
+
+
+def redact_phi(text: str) -> str:
+    """`text` with every PHI-like match replaced by `<kind>` (e.g. `<ssn>`)."""
+    for kind, rx in _PHI_COMPILED:
+        text = rx.sub(f"<{kind}>", text)
+    return text
+
 
 _SHOWN_CHARS = 300  # longest value stored in an example
 _SUMMARY_CHARS = 60  # longest value shown in summary()
@@ -154,7 +168,7 @@ class _Check:
     expectation: Any  # a great_expectations.expectations.Expectation
     description: str
     column: str | None
-    where: str  # "all" splits, "train" only, or "eval": every split but train
+    where: str  # "all" splits, "eval": every split but train, or one split's name
     requires: tuple[str, ...] = ()  # source columns the split must have
     examples: Callable[[_Split, dict, int], list[dict]] | None = None  # default: from GE indices
     describe: Callable[[_Split, dict], str] | None = None  # description of a failure
@@ -200,14 +214,28 @@ def validate_splits(
     prepared = {
         name: _prepare(name, splits[name], text_column, label_column, declared) for name in order
     }
-    train = prepared.get("train")
-    train_rows = _train_text_rows(train, text_column) if train is not None else None
+    train_rows = _text_rows(prepared.get("train"), text_column)
+    validation_rows = _text_rows(prepared.get("validation"), text_column)
     for name, split in prepared.items():
-        if name != "train" and train_rows is not None and text_column in split.columns:
-            norm = split.frame[_derived(text_column, "normalised")]
+        if text_column not in split.columns:
+            continue
+        norm = split.frame[_derived(text_column, "normalised")]
+        if name != "train" and train_rows is not None:
             split.frame[_derived(text_column, "train_row")] = norm.map(train_rows).astype(float)
+        if name == "test" and validation_rows is not None:
+            rows = norm.map(validation_rows).astype(float)
+            split.frame[_derived(text_column, "validation_row")] = rows
+            split.frame[_derived(text_column, "in_validation")] = rows.notna()
 
-    checks = _build_checks(gxe, text_column, label_column, declared, config, train_rows)
+    checks = _build_checks(
+        gxe,
+        text_column,
+        label_column,
+        declared,
+        config,
+        train_texts=train_rows is not None,
+        validation_texts=validation_rows is not None,
+    )
     context = gx.get_context(mode="ephemeral")  # in memory: writes no project files
     _quiet(context)
     batch_definition = (
@@ -226,7 +254,7 @@ def validate_splits(
         applicable = [
             c
             for c in checks
-            if c.where in ("all", "train" if name == "train" else "eval")
+            if (c.where in ("all", name) or (c.where == "eval" and name != "train"))
             and set(c.requires) <= set(split.columns)
         ]
         suite = gx.ExpectationSuite(
@@ -265,7 +293,9 @@ def _build_checks(
     label: str,
     declared: list[str],
     config: ValidationConfig,
-    train_rows: dict[str, int] | None,
+    *,
+    train_texts: bool,
+    validation_texts: bool,
 ) -> list[_Check]:
     """The suite, once per call; `where`/`requires` decide on which splits each one runs."""
     lo, hi, least = config.min_text_length, config.max_text_length, config.min_examples_per_class
@@ -354,14 +384,37 @@ def _build_checks(
         examples=_short_classes(label, least),
         describe=_describe_short(label, least),
     )
-    if config.check_leakage and train_rows is not None:
+    share = config.max_duplicate_share
+    if share < 1:
+        add(
+            "duplicates",
+            gxe.ExpectColumnValuesToBeUnique(column=_derived(text, "dup_key"), mostly=1 - share),
+            f"at most {_percent(share)} of rows hold a text (lowercased, whitespace-collapsed) "
+            "that occurs more than once in the split",
+            text,
+            examples=_repeated_texts(text),
+            describe=_describe_repeated(text, share),
+        )
+    if config.check_leakage and train_texts:
         add(
             "leakage",
             gxe.ExpectColumnValuesToBeNull(column=_derived(text, "train_row")),
             "no text (lowercased, whitespace-collapsed) also occurs in the training split",
             text,
             where="eval",
-            examples=_leak_examples(text),
+            examples=_leak_examples(text, "train"),
+        )
+    if config.check_leakage and validation_texts:
+        add(
+            "validation_leakage",
+            gxe.ExpectColumnValuesToNotBeInSet(
+                column=_derived(text, "in_validation"), value_set=[True]
+            ),
+            "no text (lowercased, whitespace-collapsed) also occurs in the validation split "
+            "(epoch selection and promotion would be judged on test data)",
+            text,
+            where="test",
+            examples=_leak_examples(text, "validation"),
         )
     if config.check_phi:
         kinds = ", ".join(dict.fromkeys(kind for kind, _ in PHI_PATTERNS))
@@ -387,14 +440,6 @@ def _column(frame: pd.DataFrame, name: str) -> pd.Series:
     return pd.Series(frame[name].to_numpy(dtype=object), dtype=object)
 
 
-def _label_key(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, float | np.floating) and float(value).is_integer():
-        return str(int(value))
-    return str(value.item() if isinstance(value, np.generic) else value)
-
-
 def _prepare(name: str, frame: pd.DataFrame, text: str, label: str, declared: list[str]) -> _Split:
     frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
     frame = frame.loc[:, ~frame.columns.duplicated()]  # a duplicated name: the first one counts
@@ -413,9 +458,11 @@ def _prepare(name: str, frame: pd.DataFrame, text: str, label: str, declared: li
         work[_derived(text, "stripped")] = stripped.astype(object)
         normalised = stripped.str.replace(r"\s+", " ", regex=True).str.lower()
         work[_derived(text, "normalised")] = normalised.astype(object)
+        # blank texts fail the length check; they are not also reported as repeated
+        work[_derived(text, "dup_key")] = normalised.where(normalised != "").astype(object)
     if label in frame.columns:
         values = _column(frame, label)
-        as_str = values.map(_label_key, na_action="ignore").astype(object)
+        as_str = values.map(label_key, na_action="ignore").astype(object)
         work[label] = values
         work[_derived(label, "as_str")] = as_str
         if name == "train":
@@ -425,13 +472,13 @@ def _prepare(name: str, frame: pd.DataFrame, text: str, label: str, declared: li
     return _Split(name=name, frame=work, rows=rows, columns=columns)
 
 
-def _train_text_rows(train: _Split, text: str) -> dict[str, int] | None:
-    """Normalised train text -> first record number holding it."""
-    if text not in train.columns:
+def _text_rows(split: _Split | None, text: str) -> dict[str, int] | None:
+    """Normalised text of a split -> first record number holding it (None: no such texts)."""
+    if split is None or text not in split.columns:
         return None
-    norm = train.frame[_derived(text, "normalised")]
+    norm = split.frame[_derived(text, "normalised")]
     keep = norm.notna() & ~norm.duplicated()
-    return dict(zip(norm[keep], train.rows[keep.to_numpy()].tolist(), strict=True))
+    return dict(zip(norm[keep], split.rows[keep.to_numpy()].tolist(), strict=True))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -456,14 +503,19 @@ def _to_result(check: _Check, split: _Split, result: Any, config: ValidationConf
     element = int(info.get("element_count", len(split.frame)) or 0)
     description = check.description
     examples: list[dict] = []
+    # Everything taken from the data (GE's error text, data-derived descriptions, examples) is
+    # redacted here when the PHI check is on: the one place results are made, so no check,
+    # present or future, echoes PHI into summary(), the saved reports or the exception.
+    shown = redact_phi if config.check_phi else _unchanged
     if error is not None:
-        description = f"{description} (GE error: {error})"
+        description = f"{description} (GE error: {shown(error)})"
     elif not success:
         if check.describe is not None:
-            description = check.describe(split, info)
+            description = shown(check.describe(split, info))
         positions = [int(p) for p in info.get("partial_unexpected_index_list") or []]
         builder = check.examples or _source_examples(check.column)
-        examples = builder(split, {"positions": positions, **info}, config.report_rows)
+        found = builder(split, {"positions": positions, **info}, config.report_rows)
+        examples = [_finish_example(e, shown) for e in found]
     return CheckResult(
         split=split.name,
         expectation=result.expectation_config.type,
@@ -474,6 +526,27 @@ def _to_result(check: _Check, split: _Split, result: Any, config: ValidationConf
         element_count=element,
         examples=examples,
     )
+
+
+def _unchanged(text: str) -> str:
+    return text
+
+
+def _finish_example(example: dict, shown: Callable[[str], str]) -> dict:
+    """Redact (`shown`) then cap an example's strings; redacting first leaves no PHI fragment.
+
+    A non-string `value` (a number where text belongs) is redacted through its string form.
+    """
+    out = {}
+    for key, value in example.items():
+        if key == "value" and value is not None and not isinstance(value, str):
+            redacted = shown(str(value))
+            value = value if redacted == str(value) else redacted
+        if isinstance(value, str):
+            value = shown(value)
+            value = value if len(value) <= _SHOWN_CHARS else value[:_SHOWN_CHARS] + "…"
+        out[key] = value
+    return out
 
 
 def _gx_error(info: Any) -> str | None:
@@ -512,7 +585,7 @@ def _source_examples(
         out = []
         for pos in info["positions"][:limit]:
             value = values.iat[pos]
-            item = {"row": int(split.rows[pos]), "value": _plain(value)}
+            item = {"row": int(split.rows[pos]), "value": _cell(value)}
             if with_type and value is not None and not isinstance(value, str):
                 item["type"] = type(value).__name__
             if with_length and isinstance(value, str):
@@ -573,19 +646,64 @@ def _describe_short(label: str, least: int) -> Callable[[_Split, dict], str]:
     return describe
 
 
-def _leak_examples(text: str) -> Callable[[_Split, dict, int], list[dict]]:
+def _leak_examples(text: str, other: str) -> Callable[[_Split, dict, int], list[dict]]:
+    """Leaked rows with the record number of the same text in split `other`."""
+
     def build(split: _Split, info: dict, limit: int) -> list[dict]:
-        values, train_row = split.frame[text], split.frame[_derived(text, "train_row")]
+        values, other_row = split.frame[text], split.frame[_derived(text, f"{other}_row")]
         return [
             {
                 "row": int(split.rows[p]),
-                "value": _plain(values.iat[p]),
-                "train_row": int(train_row.iat[p]),
+                "value": _cell(values.iat[p]),
+                f"{other}_row": int(other_row.iat[p]),
             }
             for p in info["positions"][:limit]
         ]
 
     return build
+
+
+def _repeats(split: _Split, text: str) -> pd.DataFrame:
+    """One row per text held by more than one row: first position, count; most copies first."""
+    key = split.frame[_derived(text, "dup_key")]
+    key = key[key.notna()]
+    groups = pd.DataFrame({"key": key, "pos": key.index}).groupby("key", sort=False)["pos"]
+    table = pd.DataFrame({"first": groups.min(), "count": groups.size()})
+    table = table[table["count"] > 1]
+    return table.sort_values(["count", "first"], ascending=[False, True])
+
+
+def _repeated_texts(text: str) -> Callable[[_Split, dict, int], list[dict]]:
+    """The most repeated texts: first row holding each, its text, how many rows hold it."""
+
+    def build(split: _Split, info: dict, limit: int) -> list[dict]:
+        values = split.frame[text]
+        return [
+            {
+                "row": int(split.rows[int(first)]),
+                "value": _cell(values.iat[int(first)]),
+                "count": int(count),
+            }
+            for first, count in _repeats(split, text).head(limit).itertuples(index=False)
+        ]
+
+    return build
+
+
+def _describe_repeated(text: str, share: float) -> Callable[[_Split, dict], str]:
+    def describe(split: _Split, info: dict) -> str:
+        repeats = _repeats(split, text)
+        held = int(repeats["count"].sum())
+        most = int(repeats["count"].max()) if held else 0
+        total = int(split.frame[_derived(text, "dup_key")].notna().sum())
+        return (
+            f"{_percent(held / total if total else 0.0)} of rows hold a text (lowercased, "
+            f"whitespace-collapsed) that occurs more than once in the split ({len(repeats)} "
+            f"such texts; the most repeated one {most} times); at most {_percent(share)} "
+            "allowed (validation.max_duplicate_share)"
+        )
+
+    return describe
 
 
 def _phi_examples(text: str) -> Callable[[_Split, dict, int], list[dict]]:
@@ -594,9 +712,7 @@ def _phi_examples(text: str) -> Callable[[_Split, dict, int], list[dict]]:
         for p in info["positions"][:limit]:
             value = str(split.frame[text].iat[p])
             kinds = [kind for kind, rx in _PHI_COMPILED if rx.search(value)]
-            for kind, rx in _PHI_COMPILED:
-                value = rx.sub(f"<{kind}>", value)
-            item = {"row": int(split.rows[p]), "value": _plain(value)}
+            item = {"row": int(split.rows[p]), "value": redact_phi(value)}
             item["pattern"] = ", ".join(dict.fromkeys(kinds))
             out.append(item)
         return out
@@ -608,17 +724,20 @@ def _phi_examples(text: str) -> Callable[[_Split, dict, int], list[dict]]:
 # Formatting
 
 
-def _plain(value: Any) -> Any:
-    """A JSON-friendly, length-capped copy of a cell value."""
+def _cell(value: Any) -> Any:
+    """A JSON-friendly copy of a cell value (capped later, in `_finish_example`)."""
     if isinstance(value, np.generic):
         value = value.item()
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    if isinstance(value, str):
-        return value if len(value) <= _SHOWN_CHARS else value[:_SHOWN_CHARS] + "…"
-    if isinstance(value, bool | int | float):
+    if isinstance(value, str | bool | int | float):
         return value
-    return _plain(str(value))
+    return str(value)
+
+
+def _percent(share: float) -> str:
+    """0.05 -> '5%', 0.4743 -> '47.43%'."""
+    return f"{share * 100:.2f}".rstrip("0").rstrip(".") + "%"
 
 
 def _show(value: Any, limit: int) -> str:
