@@ -7,11 +7,20 @@ validators; the few cross-field rules live in `PipelineConfig._check_combination
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -56,8 +65,20 @@ RANKED_METHODS = ("lora", "rslora", "dora")
 IMPLIED_STRATEGY = {"bitfit": "bias_only", "layer_freeze": "top_n_layers", "head_only": "head_only"}
 
 
+_NUMBERS = (int, float, int | None, float | None)
+
+
 class _Stage(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_a_number(cls, value: Any, info: ValidationInfo) -> Any:
+        """`--set training.epochs=true` is a mistake, not 1 epoch (pydantic would take it)."""
+        field = cls.model_fields.get(info.field_name or "")
+        if isinstance(value, bool) and field is not None and field.annotation in _NUMBERS:
+            raise ValueError(f"expected a number, got {str(value).lower()}")
+        return value
 
 
 class SplitConfig(_Stage):
@@ -87,6 +108,15 @@ class DataConfig(_Stage):
         default_factory=list,
         description="Declared label set, in label-id order. Empty: taken from the training split.",
     )
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_once_each(cls, labels: list[str]) -> list[str]:
+        repeated = sorted({x for x in labels if labels.count(x) > 1})
+        if repeated:
+            raise ValueError(f"labels must be distinct; repeated: {', '.join(repeated)}")
+        return labels
+
     split: SplitConfig = Field(default_factory=SplitConfig)
     max_train_examples: int | None = Field(
         None, ge=1, description="Stratified subsample of the training split (for quick runs)."
@@ -100,9 +130,22 @@ class ValidationConfig(_Stage):
     min_examples_per_class: int = Field(
         5, ge=1, description="Fewest training examples any declared class may have."
     )
-    check_leakage: bool = Field(True, description="Fail when a text occurs in train and test.")
+    max_duplicate_share: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="Largest share of a split's rows whose text (lowercased, "
+        "whitespace-collapsed) occurs more than once in that split (0: no repeats; 1: off).",
+    )
+    check_leakage: bool = Field(
+        True,
+        description="Fail when a text occurs in train and validation/test, or in validation "
+        "and test.",
+    )
     check_phi: bool = Field(
-        False, description="Fail on PHI-like patterns (emails, phones, SSNs, record numbers)."
+        False,
+        description="Fail on PHI-like patterns (emails, phones, SSNs, record numbers) and "
+        "redact them in every value any check reports.",
     )
     report_rows: int = Field(5, ge=1, le=100, description="Offending rows shown per failure.")
 
@@ -141,6 +184,17 @@ class SelectionConfig(_Stage):
     modules: list[str] = Field(
         default_factory=list, description="Module-name regexes for the `modules` strategy."
     )
+
+    @field_validator("modules")
+    @classmethod
+    def _regexes_compile(cls, modules: list[str]) -> list[str]:
+        for pattern in modules:
+            try:
+                re.compile(pattern)
+            except re.error as err:
+                raise ValueError(f"{pattern!r} is not a regular expression: {err}") from None
+        return modules
+
     budget: float = Field(
         0.01,
         gt=0,

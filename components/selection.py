@@ -282,9 +282,10 @@ def select_parameters(
     else:
         chosen = _pick(strategy, modules, selection)
         if not chosen:
+            asked = f"selection.modules={selection.modules}" if strategy == "modules" else ""
             raise SelectionError(
-                f"strategy {strategy!r} matched no module; linear modules are e.g. "
-                f"{[m.name for m in modules[:4]]}"
+                f"selection.strategy={strategy!r} {asked} matched no module; linear modules "
+                f"are e.g. {[m.name for m in modules[:4]]}".replace("  ", " ")
             )
     result = _assemble(backbone, modules, strategy, method, chosen, ranks, selection, measures)
     result.candidates = candidates

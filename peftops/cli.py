@@ -133,12 +133,25 @@ def run(
         raise _fail(str(err), EXIT_CONFIG) from None
 
     from components.data import DataLoadError
+    from components.methods import MethodError
     from components.modeling import ModelLoadError
+    from components.registry import RegistryError
     from components.report import format_summary
+    from components.selection import SelectionError
     from components.validation import DataValidationError
     from flows.pipeline import FLOWS
 
-    _hide_tracebacks((DataValidationError, DataLoadError, ModelLoadError, ConfigError))
+    _hide_tracebacks(
+        (
+            DataValidationError,
+            DataLoadError,
+            ModelLoadError,
+            ConfigError,
+            SelectionError,
+            MethodError,
+            RegistryError,
+        )
+    )
     try:
         summary = FLOWS[domain](config=config, force=not skip_unchanged)
     except DataValidationError as err:
@@ -146,6 +159,8 @@ def run(
         raise _fail(
             "data validation failed; nothing was trained or registered", EXIT_VALIDATION
         ) from None
+    except (SelectionError, MethodError) as err:  # the config asks what this model cannot do
+        raise _fail(str(err), EXIT_CONFIG) from None
     except (DataLoadError, ModelLoadError, ConfigError) as err:
         raise _fail(str(err), EXIT_DATA) from None
     except Exception as err:  # anything else: say what, where to look, and fail

@@ -100,3 +100,38 @@ def test_missing_data_path_is_a_clear_error(cli, tmp_path):
     result = cli("run", "finance", "--data", str(tmp_path / "nope.csv"))
     assert result.returncode == 3
     assert "does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("sets", "names"),
+    [
+        (["training.epochs=true"], ["'training.epochs'", "expected a number"]),
+        (["data.labels=[a,b,a]"], ["'data.labels'", "repeated: a"]),
+        (["selection.strategy=modules", 'selection.modules=["("]'], ["'selection.modules'"]),
+    ],
+)
+def test_config_mistakes_are_refused_before_the_run_naming_the_key(cli, sets, names):
+    result = cli("run", "finance", *[x for s in sets for x in ("--set", s)])
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert all(name in result.stderr for name in names), result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+
+
+def test_a_selection_the_model_cannot_take_is_a_config_error_without_traceback(cli, tiny_bert):
+    result = cli(
+        "run",
+        "finance",
+        "--data",
+        str(DATA / "finance"),
+        "--set",
+        f"model.base_model={tiny_bert}",
+        "--set",
+        "selection.strategy=modules",
+        "--set",
+        'selection.modules=["no_such_module"]',
+        *FAST,
+    )
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "no_such_module" in result.stderr and "selection." in result.stderr
+    assert "Traceback" not in result.stderr
+    assert tracking.client().search_model_versions("name='peftops-finance'") == []
