@@ -310,7 +310,11 @@ class EvaluationConfig(_Stage):
         True, description="Compare with frozen embeddings + logistic regression."
     )
     compare_champion: bool = Field(
-        True, description="Score the current @champion on the same test split."
+        True,
+        description=(
+            "Score the current @champion on the same test split. Off: a run never promotes "
+            "automatically over an existing champion (it cannot beat an unscored one)."
+        ),
     )
     batch_size: int = Field(64, ge=1, le=4096, description="Examples per inference batch.")
 

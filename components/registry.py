@@ -297,8 +297,11 @@ def withdraw_version(
     Returns what was done, for the run's record."""
     c = tracking.client()
     done = []
+    # read from the version itself: this raises when the registry is unreachable, where
+    # get_alias_version would say "no alias" and the delete below would take the alias along
+    held = set(c.get_model_version(name, version).aliases)
     for alias, before in ((CHAMPION, champion_before), (CHALLENGER, challenger_before)):
-        if get_alias_version(name, alias) != version:
+        if alias not in held:
             continue
         if before is not None and before != version:
             try:

@@ -23,10 +23,10 @@ import sys
 import torch
 from components.training import autocast_for, native_bf16, pick_device
 
-print(f"torch {torch.__version__} (CUDA build: {torch.version.cuda})", flush=True)
-if torch.version.cuda is None:
+print(f"torch {torch.__version__} (CUDA {torch.version.cuda}, ROCm {torch.version.hip})", flush=True)
+if torch.version.cuda is None and torch.version.hip is None:
     sys.exit(
-        "this torch is a CPU-only build: install a CUDA build of torch 2.13.0 in the venv "
+        "this torch is a CPU-only build: install a CUDA (or ROCm) build of torch 2.13.0 in the venv "
         "(PyPI's Linux wheel is one, where pip is not set up for CPU wheels: "
         "`.venv/bin/pip install --force-reinstall torch==2.13.0`), then run this again"
     )

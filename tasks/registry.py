@@ -18,6 +18,8 @@ from components.training import TrainResult
 from tasks.evaluation import Evaluation
 from tasks.policy import transient
 
+PREVIOUS_CHALLENGER = "registration.previous_challenger"  # version tag
+
 
 @dataclass
 class Registration:
@@ -99,11 +101,15 @@ def register_model(
     policy, name = config.registry, config.registry.model_name
     if not policy.enabled:
         return Registration(decision=["registration disabled (registry.enabled=false)"])
-    challenger_before = registry.get_alias_version(name, registry.CHALLENGER)
     try:
         source = registry.log_pyfunc_model(run_id, trained.bundle_dir, examples.test.texts[:3])
         tags = lineage_tags(config, data_version, selection, trained, evaluation)
+        # kept on the version: a retried registration returns the first attempt's version,
+        # and @challenger may name that version by then
+        tags[PREVIOUS_CHALLENGER] = registry.get_alias_version(name, registry.CHALLENGER) or ""
         version = registry.register_version(name, source, run_id, tags)
+        kept = tracking.client().get_model_version(name, version).tags
+        challenger_before = kept.get(PREVIOUS_CHALLENGER) or None
     except registry.RegistryError:
         raise
     except Exception as err:  # unreachable server, timeouts, storage errors

@@ -34,12 +34,17 @@ def start_mlflow_run(config: PipelineConfig) -> str:
 @task(cache_policy=NO_CACHE, **transient())
 def end_mlflow_run(run_id: str, status: str, error: str | None = None) -> None:
     """Mark the run FINISHED or FAILED (with the error as a tag). A run that finishes after a
-    failed attempt (a retried flow run) keeps that attempt's error as `retried_after_error`."""
+    failed attempt (a retried flow run) keeps that attempt's error as `retried_after_error`
+    (and a registration it withdrew as `retried_after_withdrawal`)."""
     if error:
         tracking.set_tags(run_id, {"error": error[:4000]})
     elif status == "FINISHED":
-        earlier = tracking.client().get_run(run_id).data.tags.get("error")
-        if earlier:
-            tracking.set_tags(run_id, {"retried_after_error": earlier})
-            tracking.client().delete_tag(run_id, "error")
+        tags = tracking.client().get_run(run_id).data.tags
+        for key, kept_as in (
+            ("error", "retried_after_error"),
+            ("registration.withdrawn", "retried_after_withdrawal"),
+        ):
+            if key in tags:
+                tracking.set_tags(run_id, {kept_as: tags[key]})
+                tracking.client().delete_tag(run_id, key)
     tracking.client().set_terminated(run_id, status)

@@ -1,4 +1,4 @@
-"""Review fixes to data validation, on real GE suites and real files (no mocks):
+"""Guards of data validation, on real GE suites and real files (no mocks):
 
 * with the PHI check on, no check echoes PHI (not only the PHI check): summary, saved reports,
   exception text, and through the flow the MLflow error tag and logged reports;
@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
 from pydantic import ValidationError
+from test_validation import clean_splits, make_split, run
 
 from components import tracking
 from components.config import DataConfig, ValidationConfig, load_preset
@@ -41,38 +41,6 @@ PHI = "expect_column_values_to_not_match_regex_list"
 
 SSN, EMAIL, PHONE = "123-45-6789", "jane.doe@example.org", "(555) 867-5309"
 SECRETS = (SSN, "123-45", EMAIL, "jane.doe", PHONE, "867-5309", "5558675309")
-
-
-def make_split(n: int, name: str, labels: list[str] = LABELS) -> pd.DataFrame:
-    """`n` clean rows with distinct texts, labels cycling through `labels`, object columns."""
-    return pd.DataFrame(
-        {
-            "text": [f"{name} example text number {i}" for i in range(n)],
-            "label": [labels[i % len(labels)] for i in range(n)],
-        },
-        dtype=object,
-    )
-
-
-def clean_splits() -> dict[str, pd.DataFrame]:
-    return {
-        "train": make_split(30, "train"),
-        "validation": make_split(9, "validation"),
-        "test": make_split(9, "test"),
-    }
-
-
-def run(
-    splits: dict[str, pd.DataFrame], labels: list[str] = LABELS, **settings: Any
-) -> ValidationReport:
-    return validate_splits(
-        splits,
-        text_column="text",
-        label_column="label",
-        labels=labels,
-        config=ValidationConfig(**settings),
-        suite_name="review-suite",
-    )
 
 
 def failure(report: ValidationReport, expectation: str, split: str) -> CheckResult:
