@@ -41,5 +41,13 @@ def test_demo_dataset_is_large_varied_and_passes_its_suite(domain):
         suite_name=domain,
     )
     assert report.success, report.summary()
+    # repeated texts and validation/test overlap are checked too, and far from their limits
+    ran = {(c.split, c.expectation) for c in report.checks}
+    unique, overlap = "expect_column_values_to_be_unique", "expect_column_values_to_not_be_in_set"
+    assert {("train", unique), ("validation", unique), ("test", unique)} <= ran
+    assert ("test", overlap) in ran
+    for frame in raw.frames.values():
+        norm = frame["text"].str.strip().str.replace(r"\s+", " ", regex=True).str.lower()
+        assert norm.duplicated(keep=False).mean() <= config.validation.max_duplicate_share / 2
     if domain == "healthcare":
         assert any("PHI" in c.description or "phi" in c.expectation for c in report.checks)
