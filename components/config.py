@@ -8,6 +8,7 @@ validators; the few cross-field rules live in `PipelineConfig._check_combination
 from __future__ import annotations
 
 import re
+from collections import Counter
 from importlib import resources
 from typing import Any, Literal
 
@@ -112,7 +113,7 @@ class DataConfig(_Stage):
     @field_validator("labels")
     @classmethod
     def _labels_once_each(cls, labels: list[str]) -> list[str]:
-        repeated = sorted({x for x in labels if labels.count(x) > 1})
+        repeated = sorted(x for x, n in Counter(labels).items() if n > 1)
         if repeated:
             raise ValueError(f"labels must be distinct; repeated: {', '.join(repeated)}")
         return labels

@@ -282,10 +282,12 @@ def select_parameters(
     else:
         chosen = _pick(strategy, modules, selection)
         if not chosen:
-            asked = f"selection.modules={selection.modules}" if strategy == "modules" else ""
+            asked = f"selection.strategy={strategy!r}"
+            if strategy == "modules":
+                asked += f" selection.modules={selection.modules}"
             raise SelectionError(
-                f"selection.strategy={strategy!r} {asked} matched no module; linear modules "
-                f"are e.g. {[m.name for m in modules[:4]]}".replace("  ", " ")
+                f"{asked} matched no module; linear modules are e.g. "
+                f"{[m.name for m in modules[:4]]}"
             )
     result = _assemble(backbone, modules, strategy, method, chosen, ranks, selection, measures)
     result.candidates = candidates
