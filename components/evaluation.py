@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -73,21 +73,62 @@ def save_confusion_matrix(
     return path
 
 
-def comparison_rows(candidates: dict[str, dict | None]) -> list[dict]:
-    """One row per scored model (name → metrics, or None when there is nothing to compare)."""
+CLASSIFIER_COLUMNS = ("accuracy", "macro_f1", "min_recall")
+
+
+def comparison_rows(
+    candidates: dict[str, dict | None], columns: Sequence[str] = CLASSIFIER_COLUMNS
+) -> list[dict]:
+    """One row per scored model (name → metrics, or None when there is nothing to compare);
+    a column a model has no value for is empty."""
     rows = []
     for name, metrics in candidates.items():
         if metrics is None:
             continue
-        rows.append(
-            {
-                "model": name,
-                "accuracy": round(metrics["accuracy"], 4),
-                "macro_f1": round(metrics["macro_f1"], 4),
-                "min_recall": round(min_recall(metrics), 4),
-            }
-        )
+        if "per_class" in metrics and "min_recall" not in metrics:
+            metrics = {**metrics, "min_recall": min_recall(metrics)}
+        row = {"model": name}
+        for column in columns:
+            value = metrics.get(column)
+            row[column] = round(value, 4) if isinstance(value, int | float) else ""
+        rows.append(row)
     return rows
+
+
+def paired_bootstrap(
+    metric: Callable[[list, list], float],
+    predictions_a: Sequence,
+    predictions_b: Sequence,
+    references: Sequence,
+    confidence: float = 0.95,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Percentile interval of metric(a) - metric(b) over test examples resampled with
+    replacement, the same examples for both models (paired), by scipy's bootstrap."""
+    from scipy.stats import bootstrap
+
+    a, b, ref = list(predictions_a), list(predictions_b), list(references)
+
+    def difference(index: np.ndarray) -> float:
+        idx = index.astype(int)
+        pick = lambda xs: [xs[i] for i in idx]  # noqa: E731
+        return metric(pick(a), pick(ref)) - metric(pick(b), pick(ref))
+
+    result = bootstrap(
+        (np.arange(len(ref)),),
+        difference,
+        vectorized=False,
+        n_resamples=n_resamples,
+        confidence_level=confidence,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    return {
+        "mean_diff": float(metric(a, ref) - metric(b, ref)),
+        "low": float(result.confidence_interval.low),
+        "high": float(result.confidence_interval.high),
+    }
 
 
 def markdown_table(rows: list[dict]) -> str:

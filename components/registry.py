@@ -87,25 +87,36 @@ def pyfunc_signature():
     )
 
 
-def log_pyfunc_model(run_id: str, bundle_dir: Path, example_texts: list[str]) -> str:
+def log_pyfunc_model(
+    run_id: str,
+    bundle_dir: Path,
+    example_texts: list[str] | None = None,
+    *,
+    python_model: Path | None = None,
+    signature: Any = None,
+    input_example: Any = None,
+) -> str:
     """Save the bundle as a pyfunc model (with signature and input example) under the run's
-    `model/` artifacts; returns the artifact URI to register."""
+    `model/` artifacts; returns the artifact URI to register. Defaults: the classifier's
+    models-from-code file, signature and a `text` example from `example_texts`."""
     import mlflow.pyfunc
 
-    example = pd.DataFrame({"text": example_texts[:3]})
+    components_dir = Path(__file__).resolve().parent
+    if input_example is None:
+        input_example = pd.DataFrame({"text": (example_texts or [])[:3]})
     # stated, not inferred: inferring would load the bundle once more just to predict 3
     # texts (~1 s of every flow run); evaluation has loaded it and scored the test split
     # already, and tests/test_registry.py checks this against an inferred signature
-    signature = pyfunc_signature()
-    components_dir = Path(__file__).resolve().parent
+    signature = signature or pyfunc_signature()
+    python_model = python_model or components_dir / "mlflow_model.py"
     with tempfile.TemporaryDirectory() as tmp:
         target = Path(tmp) / "model"
         mlflow.pyfunc.save_model(
             str(target),
-            python_model=str(components_dir / "mlflow_model.py"),
+            python_model=str(python_model),
             artifacts={"bundle": str(bundle_dir)},
             signature=signature,
-            input_example=example,
+            input_example=input_example,
             pip_requirements=_requirements(),
             code_paths=[str(components_dir)],
         )
@@ -206,13 +217,32 @@ class Decision:
 
 
 def decide_promotion(
-    candidate: dict, baseline: dict | None, champion: dict | None, policy: RegistryConfig
+    candidate: dict,
+    baseline: dict | None,
+    champion: dict | None,
+    policy: RegistryConfig,
+    bootstrap: dict | None = None,
 ) -> Decision:
-    """The domain's promotion policy; every reason (pass or fail) is recorded."""
+    """The domain's promotion policy; every reason (pass or fail) is recorded. With
+    `policy.bootstrap_confidence`, the champion is beaten only when the lower bound of the
+    paired bootstrap interval (`bootstrap`: challenger minus champion) exceeds the margin."""
     metric = policy.metric
     ok, reasons = True, []
     if champion is None:
         reasons.append("no current champion")
+    elif policy.bootstrap_confidence is not None:
+        if bootstrap is None:
+            ok = False
+            reasons.append("no paired bootstrap interval against the champion: not promoting")
+        else:
+            passed = bootstrap["low"] > policy.min_improvement
+            ok &= passed
+            reasons.append(
+                f"{metric} challenger - champion {bootstrap['mean_diff']:+.4f}, "
+                f"{100 * policy.bootstrap_confidence:.0f}% CI [{bootstrap['low']:+.4f}, "
+                f"{bootstrap['high']:+.4f}]: lower bound {'>' if passed else '<='} margin "
+                f"{policy.min_improvement}"
+            )
     else:
         need = champion[metric] + policy.min_improvement
         passed = candidate[metric] > need
@@ -228,7 +258,7 @@ def decide_promotion(
             f"{metric} {candidate[metric]:.4f} {'>=' if passed else '<'} baseline "
             f"{baseline[metric]:.4f}"
         )
-    if policy.min_class_recall is not None:
+    if policy.min_class_recall is not None and "per_class" in candidate:
         low = min_recall(candidate)
         passed = low >= policy.min_class_recall
         ok &= passed
@@ -362,11 +392,18 @@ def unchanged_champion(name: str, fingerprint: dict[str, str]) -> str | None:
     return version if same else None
 
 
-def score_champion(name: str, texts: list[str]) -> tuple[str, list[str]] | None:
-    """(version, predicted labels) of the current `@champion` on `texts`; None without one."""
+def load_champion(name: str) -> tuple[str, Any] | None:
+    """(version, loaded pyfunc model) of the current `@champion`; None without one."""
     version = get_alias_version(name, CHAMPION)
     if version is None:
         return None
-    model = load_model(name, version)
-    predictions = model.predict(pd.DataFrame({"text": texts}))
-    return version, predictions["label"].astype(str).tolist()
+    return version, load_model(name, version)
+
+
+def score_champion(name: str, texts: list[str]) -> tuple[str, list[str]] | None:
+    """(version, predicted labels) of a classifier `@champion` on `texts`; None without one."""
+    loaded = load_champion(name)
+    if loaded is None:
+        return None
+    predictions = loaded[1].predict(pd.DataFrame({"text": texts}))
+    return loaded[0], predictions["label"].astype(str).tolist()

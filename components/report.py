@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from components.evaluation import markdown_table
+from components.evaluation import CLASSIFIER_COLUMNS, markdown_table
 
 
 @dataclass
@@ -15,8 +15,11 @@ class RunSummary:
     model_name: str
     mlflow_run_id: str
     status: str = "completed"
-    metrics: dict = field(default_factory=dict)  # accuracy, macro_f1, min_recall
-    baseline: dict | None = None
+    task: str = "classification"
+    metrics: dict = field(default_factory=dict)  # the task type's test metrics
+    baseline: dict | None = None  # the strongest baseline on the policy's metric
+    baselines: dict = field(default_factory=dict)  # every baseline by name (generation: 2)
+    shown: list[str] = field(default_factory=lambda: list(CLASSIFIER_COLUMNS))
     champion: dict | None = None
     champion_version: str | None = None
     trainable_params: int = 0
@@ -44,10 +47,27 @@ class RunSummary:
         return {**asdict(self), "trainable_percent": self.trainable_percent}
 
 
-def _fmt(metrics: dict | None) -> str:
+_NAMES = {
+    "macro_f1": "macro-F1",
+    "exact_match": "exact match",
+    "token_f1": "token F1",
+    "rouge_l": "ROUGE-L",
+    "invalid_output_rate": "invalid",
+    "json_valid_rate": "valid JSON",
+    "all_fields_accuracy": "all fields",
+}
+_BASELINE_NOTES = {
+    "baseline": "frozen embeddings + logistic regression",
+    "zero-shot": "the base model, prompted",
+    "few-shot": "the base model with in-context examples",
+}
+
+
+def _fmt(metrics: dict | None, shown: list[str] | None = None) -> str:
     if not metrics:
         return "—"
-    return f"accuracy {metrics['accuracy']:.4f} · macro-F1 {metrics['macro_f1']:.4f}"
+    keys = [k for k in (shown or ["accuracy", "macro_f1"]) if k != "min_recall" and k in metrics]
+    return " · ".join(f"{_NAMES.get(k, k)} {metrics[k]:.4f}" for k in keys)
 
 
 def format_summary(s: RunSummary) -> str:
@@ -57,15 +77,20 @@ def format_summary(s: RunSummary) -> str:
     if s.status != "completed":
         lines += [f" {s.message}", f" MLflow run      {s.mlflow_run_id}", bar]
         return "\n".join(lines)
-    champion = _fmt(s.champion) + (f"  (v{s.champion_version})" if s.champion_version else "")
+    champion = _fmt(s.champion, s.shown) + (
+        f"  (v{s.champion_version})" if s.champion_version else ""
+    )
     if s.champion is None:
         champion = "none yet"
     moved = "yes" if s.champion_moved else "no"
     tags = s.data_version
     data_version = tags.get("data.dvc_md5") or tags.get("data.content_hash", "")
+    baselines = s.baselines or ({"baseline": s.baseline} if s.baseline else {})
+    lines += [f" fine-tuned      {_fmt(s.metrics, s.shown)}"]
+    for name, metrics in baselines.items():
+        note = _BASELINE_NOTES.get(name)
+        lines.append(f" {name:<15} {_fmt(metrics, s.shown)}" + (f"   ({note})" if note else ""))
     lines += [
-        f" fine-tuned      {_fmt(s.metrics)}",
-        f" baseline        {_fmt(s.baseline)}   (frozen embeddings + logistic regression)",
         f" champion before {champion}",
         f" method          {s.method} on {s.selection} ({s.target_modules} modules)",
         f" trainable       {s.trainable_params:,} of {s.total_params:,} parameters "
@@ -91,14 +116,15 @@ def format_summary(s: RunSummary) -> str:
 
 def model_card(s: RunSummary, selection_rows: list[dict] | None = None) -> str:
     """Markdown model card for the Prefect artifact and the MLflow run."""
-    rows = [
-        {"model": "fine-tuned", **_metric_cells(s.metrics)},
-        {"model": "baseline (frozen + LR)", **_metric_cells(s.baseline)},
-        {"model": f"champion v{s.champion_version}", **_metric_cells(s.champion)},
-    ]
-    rows = [r for r in rows if r["accuracy"] != "—"]
+    baselines = s.baselines or {"baseline (frozen + LR)": s.baseline}
+    named = {
+        "fine-tuned": s.metrics,
+        **{_card_name(k): v for k, v in baselines.items()},
+        f"champion v{s.champion_version}": s.champion,
+    }
+    rows = [{"model": name, **_metric_cells(m, s.shown)} for name, m in named.items() if m]
     parts = [
-        f"# {s.model_name} — {s.domain}",
+        f"# {s.model_name} — {s.domain} ({s.task})",
         f"**Registered:** `{s.model_uri or 'not registered'}` · "
         f"**@champion moved:** {'yes' if s.champion_moved else 'no'}",
         "## Test metrics",
@@ -120,11 +146,11 @@ def model_card(s: RunSummary, selection_rows: list[dict] | None = None) -> str:
     return "\n\n".join(parts)
 
 
-def _metric_cells(metrics: dict | None) -> dict:
-    if not metrics:
-        return {"accuracy": "—", "macro_f1": "—", "min_recall": "—"}
+def _card_name(name: str) -> str:
+    return "baseline (frozen + LR)" if name == "baseline" else f"base model {name}"
+
+
+def _metric_cells(metrics: dict, shown: list[str]) -> dict:
     return {
-        "accuracy": f"{metrics['accuracy']:.4f}",
-        "macro_f1": f"{metrics['macro_f1']:.4f}",
-        "min_recall": f"{metrics.get('min_recall', 0):.4f}",
+        k: f"{metrics[k]:.4f}" if isinstance(metrics.get(k), int | float) else "—" for k in shown
     }

@@ -13,7 +13,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -62,6 +62,21 @@ class TrainResult:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "trainable_fraction": self.trainable_fraction}
+
+    @classmethod
+    def from_fitted(cls, fitted: Fitted, bundle_dir: Path) -> TrainResult:
+        return cls(
+            bundle_dir=str(bundle_dir),
+            history=fitted.history,
+            best_epoch=fitted.best_epoch,
+            train_seconds=fitted.train_seconds,
+            samples_per_second=fitted.samples_per_second,
+            trainable_params=fitted.trainable_params,
+            total_params=fitted.total_params,
+            resumed_from_epoch=fitted.resumed_from_epoch,
+            device=fitted.device,
+            precision=fitted.precision,
+        )
 
 
 def pick_device() -> torch.device:
@@ -160,7 +175,8 @@ _ALLOCATOR_STATS = ("ipt", "exp_avg_ipt", "exp_avg_unc")
 def _rank_allocator(model: nn.Module):
     """AdaLoRA's rank allocator (None for other methods): its importance estimates and the
     rank pattern it chose are training state too, so they go into the checkpoint."""
-    return getattr(getattr(model.backbone, "base_model", None), "rankallocator", None)
+    backbone = getattr(model, "backbone", model)
+    return getattr(getattr(backbone, "base_model", None), "rankallocator", None)
 
 
 def _allocator_state(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict | None]:
@@ -237,52 +253,62 @@ def predict_ids(model: PooledClassifier, data: Encoded, pad_id: int, batch_size:
     return preds, (sum(losses) / len(data) if losses else float("nan"))
 
 
-def train_classifier(
-    config: PipelineConfig,
-    selection: Selection,
-    train: TextSplit,
-    validation: TextSplit,
-    labels: list[str],
-    workdir: Path,
-    probe: Probe | None = None,
-    on_epoch_end: EpochCallback | None = None,
-    manifest: dict | None = None,
-    resume: bool = True,
-) -> TrainResult:
-    """Train the selection, checkpoint each epoch, and save the best epoch as a bundle."""
-    cfg = config.training
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
-    torch.manual_seed(cfg.seed)
-    workdir = Path(workdir)
-    ckpt_root = workdir / "checkpoints"
-    ckpt_root.mkdir(parents=True, exist_ok=True)
+@dataclass
+class Recipe:
+    """What a task type hands the training loop: the model with its selection applied, its
+    batches, its forward pass and loss, its validation and how the kept epoch is chosen.
+    The loop (`fit`) owns the rest: device, precision, optimiser, schedule, checkpoints,
+    resume, timing."""
 
-    head = probe if config.model.head_init == "probe" else None
-    model, tokenizer, resolved = build_classifier(
-        config.model.base_model, len(labels), config.model.pooling, head
-    )
-    steps_per_epoch = math.ceil(len(train.texts) / cfg.batch_size)
-    total_steps = steps_per_epoch * cfg.epochs
-    model = apply_selection(model, selection, config.method, total_steps)
-    allocate = step_hook(model.backbone)  # AdaLoRA's rank budget; None for other methods
+    model: nn.Module
+    param_groups: list[dict]
+    train_size: int
+    steps_per_epoch: int
+    batches: Callable[[int], Iterable[dict]]  # epoch -> batches of CPU tensors
+    forward: Callable[[nn.Module, dict, torch.device], torch.Tensor]  # inside autocast
+    loss: Callable[[torch.Tensor, dict, torch.device], torch.Tensor]  # outside autocast
+    validate: Callable[[nn.Module], dict]  # val_loss and the task's metrics, in fp32
+    best_key: Callable[[dict], tuple]  # the epoch with the largest key is kept
+    desc: str = "train"
+
+
+@dataclass
+class Fitted:
+    """What `fit` did: the history, the kept epoch (its weights loaded, model on CPU)."""
+
+    model: nn.Module
+    history: list[dict]
+    best_epoch: int
+    train_seconds: float
+    samples_per_second: float
+    trainable_params: int
+    total_params: int
+    resumed_from_epoch: int | None
+    device: str
+    precision: str
+
+
+def fit(
+    config: PipelineConfig,
+    recipe: Recipe,
+    workdir: Path,
+    on_epoch_end: EpochCallback | None = None,
+    resume: bool = True,
+) -> Fitted:
+    """Train `recipe.model` for `training.epochs`, checkpoint each epoch, resume from the
+    latest checkpoint in `workdir`, and restore the best epoch's weights at the end."""
+    cfg = config.training
+    model = recipe.model
+    ckpt_root = Path(workdir) / "checkpoints"
+    ckpt_root.mkdir(parents=True, exist_ok=True)
+    allocate = step_hook(getattr(model, "backbone", model))  # AdaLoRA's rank budget, or None
     if cfg.gradient_checkpointing:
         enable_gradient_checkpointing(model)
     device = place_for_training(model, config)
     trainable, total = count_parameters(model)
-    pad_id = tokenizer.pad_token_id
-    max_len = config.model.max_length
-    train_enc = encode(tokenizer, train.texts, max_len, train.label_ids)
-    val_enc = encode(tokenizer, validation.texts, max_len, validation.label_ids)
-
-    head_params = [p for p in model.head.parameters()]
-    body_params = [
-        p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("head.")
-    ]
-    groups = [{"params": head_params, "lr": cfg.head_learning_rate}]
-    if body_params:
-        groups.append({"params": body_params, "lr": cfg.learning_rate})
-    optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+    steps_per_epoch = recipe.steps_per_epoch
+    total_steps = steps_per_epoch * cfg.epochs
+    optimizer = torch.optim.AdamW(recipe.param_groups, weight_decay=cfg.weight_decay)
     scheduler = _linear_warmup_decay(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
 
     history: list[dict] = []
@@ -307,7 +333,7 @@ def train_classifier(
     train_time = sum(h["seconds"] for h in history)
     progress = tqdm(
         total=steps_per_epoch * (cfg.epochs - start_epoch + 1),
-        desc=f"train {config.domain}",
+        desc=recipe.desc,
         unit="step",
         mininterval=2.0,
     )
@@ -315,40 +341,28 @@ def train_classifier(
         torch.manual_seed(cfg.seed + epoch)  # dropout replays identically after a resume
         model.train()
         started, cpu_started, loss_sum = time.perf_counter(), time.process_time(), 0.0
-        batches = iter_batches(
-            train_enc,
-            cfg.batch_size,
-            pad_id,
-            shuffle=True,
-            seed=cfg.seed + epoch,
-            group_by_length=cfg.group_by_length,
-        )
-        for step, batch in enumerate(batches, start=(epoch - 1) * steps_per_epoch):
+        for step, batch in enumerate(recipe.batches(epoch), start=(epoch - 1) * steps_per_epoch):
             with autocast_for(device, cfg.precision):
-                logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
-            loss = nn.functional.cross_entropy(logits.float(), batch["labels"].to(device))
+                out = recipe.forward(model, batch, device)
+            loss = recipe.loss(out, batch, device)
             scaler.scale(loss).backward()
             stepped = optimizer_step(scaler, optimizer)
             scheduler.step()
             if allocate is not None and stepped:  # AdaLoRA: scores from finite gradients only
                 allocate(step)
             optimizer.zero_grad(set_to_none=True)
-            loss_sum += loss.item() * len(batch["index"])
+            loss_sum += loss.item() * len(batch["input_ids"])
             progress.update(1)
             progress.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}")
         seconds = time.perf_counter() - started
         cpu_seconds = time.process_time() - cpu_started  # robust to other jobs on the machine
         train_time += seconds
-        preds, val_loss = predict_ids(model, val_enc, pad_id, config.evaluation.batch_size)
-        metrics = classification_metrics(validation.label_ids, preds, labels)
         record = {
             "epoch": epoch,
-            "train_loss": loss_sum / len(train_enc),
-            "val_loss": val_loss,
-            "val_accuracy": metrics["accuracy"],
-            "val_macro_f1": metrics["macro_f1"],
+            "train_loss": loss_sum / recipe.train_size,
+            **recipe.validate(model),
             "seconds": seconds,
-            "samples_per_second": len(train_enc) / seconds,
+            "samples_per_second": recipe.train_size / seconds,
             "cpu_seconds": cpu_seconds,
         }
         history.append(record)
@@ -357,12 +371,106 @@ def train_classifier(
             on_epoch_end(record)
     progress.close()
 
-    best = max(history, key=lambda h: (h["val_macro_f1"], -h["val_loss"]))
+    best = max(history, key=recipe.best_key)
     best_dir = ckpt_root / f"epoch-{best['epoch']}"
     model.load_state_dict(load_file(str(best_dir / "trainable.safetensors")), strict=False)
     model.to("cpu")
+    epochs_run = len(history) - (resumed or 0)
+    samples = epochs_run * recipe.train_size
+    recent = sum(h["seconds"] for h in history[len(history) - epochs_run :]) if epochs_run else 0
+    return Fitted(
+        model=model,
+        history=history,
+        best_epoch=best["epoch"],
+        train_seconds=train_time,
+        samples_per_second=samples / recent if recent else history[-1]["samples_per_second"],
+        trainable_params=trainable,
+        total_params=total,
+        resumed_from_epoch=resumed,
+        device=device.type,
+        precision=precision_name(training_dtype(device, cfg.precision)),
+    )
+
+
+def head_and_body_groups(model: nn.Module, config: PipelineConfig) -> list[dict]:
+    """AdamW groups: the head (when it has parameters) at `training.head_learning_rate`,
+    every other trainable parameter at `training.learning_rate`."""
+    cfg = config.training
+    head = getattr(model, "head", None)
+    head_params = list(head.parameters()) if head is not None else []
+    body_params = [
+        p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("head.")
+    ]
+    groups = [{"params": head_params, "lr": cfg.head_learning_rate}] if head_params else []
+    if body_params:
+        groups.append({"params": body_params, "lr": cfg.learning_rate})
+    return groups
+
+
+def train_classifier(
+    config: PipelineConfig,
+    selection: Selection,
+    train: TextSplit,
+    validation: TextSplit,
+    labels: list[str],
+    workdir: Path,
+    probe: Probe | None = None,
+    on_epoch_end: EpochCallback | None = None,
+    manifest: dict | None = None,
+    resume: bool = True,
+) -> TrainResult:
+    """Train the selection, checkpoint each epoch, and save the best epoch as a bundle."""
+    cfg = config.training
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    torch.manual_seed(cfg.seed)
+    workdir = Path(workdir)
+
+    head = probe if config.model.head_init == "probe" else None
+    model, tokenizer, resolved = build_classifier(
+        config.model.base_model, len(labels), config.model.pooling, head
+    )
+    steps_per_epoch = math.ceil(len(train.texts) / cfg.batch_size)
+    model = apply_selection(model, selection, config.method, steps_per_epoch * cfg.epochs)
+    pad_id = tokenizer.pad_token_id
+    max_len = config.model.max_length
+    train_enc = encode(tokenizer, train.texts, max_len, train.label_ids)
+    val_enc = encode(tokenizer, validation.texts, max_len, validation.label_ids)
+
+    def batches(epoch: int) -> Iterable[dict]:
+        return iter_batches(
+            train_enc,
+            cfg.batch_size,
+            pad_id,
+            shuffle=True,
+            seed=cfg.seed + epoch,
+            group_by_length=cfg.group_by_length,
+        )
+
+    def validate(model: nn.Module) -> dict:
+        preds, val_loss = predict_ids(model, val_enc, pad_id, config.evaluation.batch_size)
+        metrics = classification_metrics(validation.label_ids, preds, labels)
+        return {
+            "val_loss": val_loss,
+            "val_accuracy": metrics["accuracy"],
+            "val_macro_f1": metrics["macro_f1"],
+        }
+
+    recipe = Recipe(
+        model=model,
+        param_groups=head_and_body_groups(model, config),
+        train_size=len(train_enc),
+        steps_per_epoch=steps_per_epoch,
+        batches=batches,
+        forward=lambda m, b, d: m(b["input_ids"].to(d), b["attention_mask"].to(d)),
+        loss=lambda logits, b, d: nn.functional.cross_entropy(logits.float(), b["labels"].to(d)),
+        validate=validate,
+        best_key=lambda h: (h["val_macro_f1"], -h["val_loss"]),
+        desc=f"train {config.domain}",
+    )
+    fitted = fit(config, recipe, workdir, on_epoch_end, resume)
     bundle = save_bundle(
-        model,
+        fitted.model,
         workdir / "bundle",
         {
             **(manifest or {}),
@@ -375,21 +483,7 @@ def train_classifier(
             "target_modules": selection.target_modules,
         },
     )
-    epochs_run = len(history) - (resumed or 0)
-    samples = epochs_run * len(train_enc)
-    recent = sum(h["seconds"] for h in history[len(history) - epochs_run :]) if epochs_run else 0
-    return TrainResult(
-        bundle_dir=str(bundle),
-        history=history,
-        best_epoch=best["epoch"],
-        train_seconds=train_time,
-        samples_per_second=samples / recent if recent else history[-1]["samples_per_second"],
-        trainable_params=trainable,
-        total_params=total,
-        resumed_from_epoch=resumed,
-        device=device.type,
-        precision=precision_name(training_dtype(device, cfg.precision)),
-    )
+    return TrainResult.from_fitted(fitted, bundle)
 
 
 def training_key(config: PipelineConfig, train: TextSplit, validation: TextSplit) -> str:

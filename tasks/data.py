@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
@@ -12,8 +13,8 @@ from prefect.cache_policies import NO_CACHE
 from components import tracking
 from components.config import PipelineConfig
 from components.data import RawSplits, load_splits
-from components.examples import Examples, infer_labels, to_examples
-from components.validation import DataValidationError, save_report, validate_splits
+from components.objectives import objective_for
+from components.validation import DataValidationError, save_report
 
 
 @task(cache_policy=NO_CACHE, retries=0)  # unreadable data stays unreadable
@@ -28,24 +29,13 @@ def load_data(config: PipelineConfig, run_id: str) -> RawSplits:
 
 
 @task(cache_policy=NO_CACHE, retries=0)  # invalid data stays invalid: never retried
-def validate_data(raw: RawSplits, config: PipelineConfig, run_id: str) -> Examples:
-    """Run the domain's suite; a failure stops the flow here, before training."""
-    data = config.data
-    train = raw.frames["train"]
-    labels = data.labels or (
-        infer_labels(train, data.label_column, []) if data.label_column in train else []
-    )
+def validate_data(raw: RawSplits, config: PipelineConfig, run_id: str) -> Any:
+    """Run the task type's suite; a failure stops the flow here, before training."""
+    objective = objective_for(config)
     if not config.validation.enabled:
         get_run_logger().warning("data validation is disabled (validation.enabled=false)")
-        return to_examples(raw.frames, data.text_column, data.label_column, labels)
-    report = validate_splits(
-        raw.frames,
-        text_column=data.text_column,
-        label_column=data.label_column,
-        labels=labels,
-        config=config.validation,
-        suite_name=f"peftops-{config.domain}",
-    )
+        return objective.prepare(raw.frames, config)
+    report = objective.validate(raw.frames, config)
     with tempfile.TemporaryDirectory() as tmp:
         for path in save_report(report, Path(tmp)):
             tracking.log_artifact(run_id, path, "validation")
@@ -57,4 +47,4 @@ def validate_data(raw: RawSplits, config: PipelineConfig, run_id: str) -> Exampl
     )
     if not report.success:
         raise DataValidationError(report)
-    return to_examples(raw.frames, data.text_column, data.label_column, labels)
+    return objective.prepare(raw.frames, config)

@@ -1,27 +1,20 @@
-"""Score the fine-tuned model on the test split beside the baseline and the champion."""
+"""Score the fine-tuned model on the test split beside the baselines and the champion."""
 
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from components import registry, tracking
-from components.baseline import BaselineResult
 from components.config import PipelineConfig
-from components.evaluation import (
-    classification_metrics,
-    comparison_rows,
-    ids_from_names,
-    min_recall,
-    save_confusion_matrix,
-)
-from components.examples import Examples
-from components.modeling import load_bundle
+from components.evaluation import comparison_rows, paired_bootstrap
+from components.objectives import Baselines, objective_for
 from components.training import TrainResult
 from tasks.policy import transient
 
@@ -29,34 +22,32 @@ from tasks.policy import transient
 @dataclass
 class Evaluation:
     metrics: dict
-    baseline: dict
+    baseline: dict | None  # the strongest baseline on the policy's metric
     champion: dict | None
     champion_version: str | None
     champion_error: str | None = None
-
-
-def _with_min_recall(metrics: dict | None) -> dict | None:
-    return None if metrics is None else {**metrics, "min_recall": min_recall(metrics)}
+    baselines: dict[str, dict] = field(default_factory=dict)  # every baseline, by name
+    bootstrap: dict | None = None  # challenger - champion on the policy's metric
 
 
 @task(cache_policy=NO_CACHE, **transient())
 def evaluate(
     trained: TrainResult,
-    examples: Examples,
-    baseline: BaselineResult,
+    examples: Any,
+    baseline: Baselines,
     config: PipelineConfig,
     run_id: str,
 ) -> Evaluation:
-    """Accuracy, macro-F1, per-class scores and a confusion matrix, side by side."""
+    """The task type's metrics for the fine-tuned model, its baselines and the champion, side
+    by side on the same test split."""
     logger = get_run_logger()
-    labels, test = examples.labels, examples.test
-    classifier = load_bundle(Path(trained.bundle_dir))
-    predicted = classifier.predict(test.texts, config.evaluation.batch_size)
-    pred_ids = ids_from_names(predicted, labels)
-    metrics = classification_metrics(test.label_ids, pred_ids, labels)
-    champion, version, error = None, None, None
+    objective = objective_for(config)
+    metric = config.registry.metric
+    scored = objective.evaluate(Path(trained.bundle_dir), examples, config)
+    champion, version, error, bootstrap = None, None, None, None
+    name = config.registry.model_name
     if not config.evaluation.compare_champion:
-        version = registry.get_alias_version(config.registry.model_name, registry.CHAMPION)
+        version = registry.get_alias_version(name, registry.CHAMPION)
         if version is not None:  # unscored, it cannot be beaten: never promote over it
             error = (
                 f"champion v{version} not scored (evaluation.compare_champion=false); "
@@ -64,45 +55,58 @@ def evaluate(
             )
     else:
         try:
-            scored = registry.score_champion(config.registry.model_name, test.texts)
+            loaded = registry.load_champion(name)
+            if loaded is not None:
+                version, model = loaded
+                champion_scored = objective.score_model(model, examples, config)
         except Exception as err:  # the champion cannot be loaded: never promote over it
-            version = registry.get_alias_version(config.registry.model_name, registry.CHAMPION)
+            version = registry.get_alias_version(name, registry.CHAMPION)
             error = f"champion v{version} could not be scored: {err}"
             logger.warning(error)
         else:
-            if scored is not None:
-                version = scored[0]
-                champion = classification_metrics(
-                    test.label_ids, ids_from_names(scored[1], labels), labels
-                )
+            if loaded is not None:
+                champion = champion_scored.metrics
+                if config.registry.bootstrap_confidence is not None:
+                    bootstrap = paired_bootstrap(
+                        objective.metric_fn(metric, examples),
+                        scored.predictions,
+                        champion_scored.predictions,
+                        objective.references(examples),
+                        confidence=config.registry.bootstrap_confidence,
+                        n_resamples=config.evaluation.bootstrap_resamples,
+                        seed=config.training.seed,
+                    )
     result = Evaluation(
-        _with_min_recall(metrics),
-        _with_min_recall(baseline.metrics),
-        _with_min_recall(champion),
+        scored.metrics,
+        baseline.strongest(metric),
+        champion,
         version,
         error,
+        baselines=baseline.metrics,
+        bootstrap=bootstrap,
     )
+    shown = objective.shown
     for prefix, m in (("test", result.metrics), ("champion", result.champion)):
         if m:
-            tracking.log_metrics(
-                run_id, {f"{prefix}.{k}": m[k] for k in ("accuracy", "macro_f1", "min_recall")}
-            )
-    tracking.log_dict(run_id, metrics["per_class"], "evaluation/per_class.json")
+            tracking.log_metrics(run_id, {f"{prefix}.{k}": m[k] for k in shown if k in m})
+    if bootstrap is not None:
+        tracking.log_metrics(run_id, {f"bootstrap.{k}": v for k, v in bootstrap.items()})
+    for artifact, data in scored.artifacts.items():
+        tracking.log_dict(run_id, data, artifact)
     rows = comparison_rows(
-        {"fine-tuned": result.metrics, "baseline": result.baseline, "champion": result.champion}
+        {"fine-tuned": result.metrics, **baseline.metrics, "champion": result.champion}, shown
     )
     tracking.log_dict(run_id, rows, "evaluation/comparison.json")
     with tempfile.TemporaryDirectory() as tmp:
-        image = save_confusion_matrix(
-            test.label_ids,
-            pred_ids,
-            labels,
-            Path(tmp) / "confusion_matrix.png",
-            f"{config.domain}: test confusion matrix",
-        )
-        tracking.log_artifact(run_id, image, "evaluation")
+        title = f"{config.domain}: test split"
+        for path in objective.save_evidence(scored, examples, Path(tmp), title):
+            tracking.log_artifact(run_id, path, "evaluation")
     create_table_artifact(rows, key=f"{config.domain}-evaluation", description="test split")
+    strongest = result.baseline or {}
     logger.info(
-        "test accuracy %.4f (baseline %.4f)", metrics["accuracy"], baseline.metrics["accuracy"]
+        "test %s %.4f (strongest baseline %.4f)",
+        metric,
+        result.metrics.get(metric, float("nan")),
+        strongest.get(metric, float("nan")),
     )
     return result

@@ -59,6 +59,9 @@ def _fingerprint(value: Any, digest: Any) -> None:
         for split in (value.train, value.validation, value.test):
             digest.update(b"\x00split\n")
             _update_split(digest, split)
+    elif hasattr(value, "content_lines"):  # other task types' examples
+        for line in value.content_lines():
+            digest.update(line.encode() + b"\n")
     elif isinstance(value, RawSplits):
         digest.update(value.version.content_hash.encode())
     elif isinstance(value, str | int | float | bool) or value is None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
@@ -12,7 +14,8 @@ from prefect.cache_policies import NO_CACHE
 from components import registry, tracking
 from components.config import PipelineConfig
 from components.data import DataVersion
-from components.examples import Examples
+from components.modeling import read_manifest
+from components.objectives import objective_for
 from components.selection import Selection, selection_tags
 from components.training import TrainResult
 from tasks.evaluation import Evaluation
@@ -56,9 +59,20 @@ def lineage_tags(
         "selection.modules": json.dumps(selection.target_modules),
         "trainable_params": str(trained.trainable_params),
         "trainable_percent": f"{100 * trained.trainable_fraction:.4f}",
-        "test.accuracy": f"{evaluation.metrics['accuracy']:.6f}",
-        "test.macro_f1": f"{evaluation.metrics['macro_f1']:.6f}",
+        "task": config.task,
+        **{
+            f"test.{k}": f"{evaluation.metrics[k]:.6f}"
+            for k in objective_for(config).shown
+            if isinstance(evaluation.metrics.get(k), int | float) and k != "min_recall"
+        },
+        **manifest_lineage(trained.bundle_dir),
     }
+
+
+def manifest_lineage(bundle_dir: str) -> dict[str, str]:
+    """Lineage the bundle records itself (a generative bundle's chat-template hash)."""
+    manifest = read_manifest(Path(bundle_dir))
+    return {k: str(manifest[k]) for k in ("chat_template_hash",) if k in manifest}
 
 
 @task(cache_policy=NO_CACHE, **transient())
@@ -92,7 +106,7 @@ def register_model(
     evaluation: Evaluation,
     selection: Selection,
     data_version: DataVersion,
-    examples: Examples,
+    examples: Any,
     config: PipelineConfig,
     run_id: str,
 ) -> Registration:
@@ -102,7 +116,14 @@ def register_model(
     if not policy.enabled:
         return Registration(decision=["registration disabled (registry.enabled=false)"])
     try:
-        source = registry.log_pyfunc_model(run_id, trained.bundle_dir, examples.test.texts[:3])
+        spec = objective_for(config).pyfunc(examples)
+        source = registry.log_pyfunc_model(
+            run_id,
+            trained.bundle_dir,
+            python_model=spec.python_model,
+            signature=spec.signature,
+            input_example=spec.input_example,
+        )
         tags = lineage_tags(config, data_version, selection, trained, evaluation)
         # kept on the version: a retried registration returns the first attempt's version,
         # and @challenger may name that version by then
@@ -119,7 +140,7 @@ def register_model(
             "this run's model once"
         ) from err
     decision = registry.decide_promotion(
-        evaluation.metrics, evaluation.baseline, evaluation.champion, policy
+        evaluation.metrics, evaluation.baseline, evaluation.champion, policy, evaluation.bootstrap
     )
     if evaluation.champion_error:
         decision.promote = False

@@ -9,6 +9,7 @@ from prefect.cache_policies import NO_CACHE
 from components import tracking
 from components.config import PipelineConfig
 from components.data import DataVersion
+from components.objectives import objective_for
 from components.report import RunSummary, model_card
 from components.selection import Selection
 from components.training import TrainResult
@@ -32,8 +33,11 @@ def publish_model_card(
         domain=config.domain,
         model_name=config.registry.model_name,
         mlflow_run_id=run_id,
+        task=config.task,
         metrics=evaluation.metrics,
         baseline=evaluation.baseline,
+        baselines=evaluation.baselines,
+        shown=list(objective_for(config).shown),
         champion=evaluation.champion,
         champion_version=evaluation.champion_version,
         trainable_params=trained.trainable_params,
@@ -54,6 +58,11 @@ def publish_model_card(
     )
     card = model_card(summary, selection.table)
     tracking.log_text(run_id, card, "model_card.md")
+    if registration.version is not None:  # the registry UI shows the card as the description
+        # without the module table, and within the registry's 5,000-character column
+        tracking.client().update_model_version(
+            config.registry.model_name, registration.version, description=model_card(summary)[:5000]
+        )
     create_markdown_artifact(card, key=f"{config.domain}-model-card", description="model card")
     return summary
 

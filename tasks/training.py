@@ -5,46 +5,41 @@ from __future__ import annotations
 import csv
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
 from components import tracking
-from components.baseline import BaselineResult, run_baseline
 from components.config import PipelineConfig
-from components.examples import Examples
-from components.selection import Selection, run_selection, save_selection_plot
-from components.training import TrainResult, train_classifier, training_key
+from components.objectives import Baselines, objective_for
+from components.selection import Selection, save_selection_plot
+from components.training import TrainResult
 from tasks.policy import cached
 
 
 @task(**cached())
-def fit_baseline(examples: Examples, config: PipelineConfig, run_id: str) -> BaselineResult:
-    """Frozen embeddings + logistic regression: the bar to beat, and the head's start."""
-    m = config.model
-    result = run_baseline(
-        m.base_model, m.pooling, m.max_length, examples.labels, examples.train, examples.test
-    )
-    tracking.log_metrics(
-        run_id,
-        {
-            "baseline.accuracy": result.metrics["accuracy"],
-            "baseline.macro_f1": result.metrics["macro_f1"],
-            "baseline.seconds": result.seconds,
-        },
-    )
-    get_run_logger().info("baseline test accuracy %.4f", result.metrics["accuracy"])
-    return result
+def fit_baseline(examples: Any, config: PipelineConfig, run_id: str) -> Baselines:
+    """The simple models to beat on the test split (the classifier's probe also starts its
+    head; a generative model's are the base model zero-shot and few-shot)."""
+    baselines = objective_for(config).fit_baselines(examples, config)
+    metrics = {"baseline.seconds": baselines.seconds}
+    for name, scores in baselines.metrics.items():
+        prefix = "baseline" if name == "baseline" else f"baseline.{name}"
+        metrics |= {f"{prefix}.{k}": v for k, v in scores.items() if isinstance(v, int | float)}
+    tracking.log_metrics(run_id, metrics)
+    for name, scores in baselines.metrics.items():
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in scores.items() if isinstance(v, float))
+        get_run_logger().info("%s on the test split: %s", name, shown)
+    return baselines
 
 
 @task(**cached())
 def select_trainable_parameters(
-    examples: Examples, baseline: BaselineResult, config: PipelineConfig, run_id: str
+    examples: Any, baseline: Baselines, config: PipelineConfig, run_id: str
 ) -> Selection:
     """Apply the selection strategy and log the module and layer tables and the score plot."""
-    selection = run_selection(
-        config, examples.train, len(examples.labels), baseline.probe, examples.validation
-    )
+    selection = objective_for(config).select(examples, baseline, config)
     with tempfile.TemporaryDirectory() as tmp:
         for name, rows in (
             ("selection.csv", selection.table),
@@ -75,9 +70,9 @@ def select_trainable_parameters(
 
 @task(**cached())
 def train_adapter(
-    examples: Examples,
+    examples: Any,
     selection: Selection,
-    baseline: BaselineResult,
+    baseline: Baselines,
     config: PipelineConfig,
     run_id: str,
 ) -> TrainResult:
@@ -87,17 +82,16 @@ def train_adapter(
         metrics = {k: v for k, v in record.items() if k != "epoch"}
         tracking.log_metrics(run_id, metrics, step=record["epoch"])
 
-    key = training_key(config, examples.train, examples.validation)
+    objective = objective_for(config)
+    key = objective.training_key(examples, config)
     tracking.set_tags(run_id, {"training.key": key})
     workdir = tracking.project_dir() / ".peftops" / "runs" / key
-    result = train_classifier(
-        config,
+    result = objective.train(
+        examples,
         selection,
-        examples.train,
-        examples.validation,
-        examples.labels,
+        baseline,
+        config,
         workdir=workdir,
-        probe=baseline.probe,
         on_epoch_end=on_epoch_end,
         manifest={"domain": config.domain, "mlflow_run_id": run_id},
     )
