@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from components.errors import DataLoadError
 
 
 @dataclass
@@ -64,6 +67,52 @@ def infer_labels(train: pd.DataFrame, label_column: str, declared: list[str]) ->
     return sorted({k for v in train[label_column] if (k := label_key(v)) is not None})
 
 
+def encode_labels(
+    frames: Mapping[str, pd.DataFrame], label_column: str, labels: Sequence[str] = ()
+) -> tuple[list[str], dict[str, list[int]]]:
+    """The label list and each split's label ids.
+
+    The list is `labels` when declared, else the sorted distinct labels of the train split.
+    Labels match by `label_key` (1, 1.0 and "1" alike), as in validation. An empty or
+    undeclared label raises DataLoadError naming the split and rows (validation should have
+    reported these first).
+    """
+    if labels:
+        label_list = [str(label) for label in labels]
+        if len(set(label_list)) != len(label_list):
+            raise DataLoadError(f"data.labels has duplicates: {label_list}")
+    else:
+        train = frames.get("train")
+        if train is None or label_column not in train.columns:
+            raise DataLoadError(
+                f"cannot take the label set from the train split: no column {label_column!r}"
+            )
+        label_list = sorted({k for v in train[label_column] if (k := label_key(v)) is not None})
+    ids_of = {label: i for i, label in enumerate(label_list)}
+    encoded: dict[str, list[int]] = {}
+    for split, frame in frames.items():
+        if label_column not in frame.columns:
+            raise DataLoadError(
+                f"split {split!r} has no label column {label_column!r}; its columns are "
+                f"{[str(c) for c in frame.columns]} (set data.label_column)"
+            )
+        ids, bad = [], []
+        for row, value in zip(frame.index, frame[label_column], strict=True):
+            key = label_key(value)
+            if key in ids_of:
+                ids.append(ids_of[key])
+            else:
+                bad.append(f"row {row}: " + ("empty" if key is None else repr(value)))
+        if bad:
+            shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+            raise DataLoadError(
+                f"split {split!r}: {len(bad)} label(s) are empty or not in {label_list} "
+                f"({shown}); fix those rows or declare the labels in data.labels"
+            )
+        encoded[split] = ids
+    return label_list, encoded
+
+
 def to_examples(
     frames: dict[str, pd.DataFrame], text_column: str, label_column: str, labels: list[str]
 ) -> Examples:
@@ -72,8 +121,6 @@ def to_examples(
     Labels match by `label_key` (as in validation). Call after validation: an empty or
     undeclared label raises `DataLoadError` naming the split and rows.
     """
-    from components.data import encode_labels  # imported here: components.data imports this
-
     splits = ("train", "validation", "test")
     label_list, ids = encode_labels({s: frames[s] for s in splits}, label_column, labels)
 

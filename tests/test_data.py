@@ -18,11 +18,11 @@ from components.data import (
     SPLITS,
     DataLoadError,
     DataVersion,
-    _hf_frames,
     content_hash,
-    encode_labels,
     load_splits,
 )
+from components.data.sources import _hf_frames
+from components.examples import encode_labels
 
 CLASSES = ("billing", "card", "transfer")
 
