@@ -1,0 +1,132 @@
+"""The causal-LM model the training loop trains, and its on-disk bundle.
+
+A generative bundle holds the trained weights only (a peft adapter, or the tensors a `full`
+method changed), the tokenizer with its chat template (so training, evaluation and serving
+render conversations the same way), and the `peftops.json` manifest naming the base model,
+which is resolved again at load time and never copied.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from components.generative.decoding import DecodingSettings, generate
+from components.generative.models import load_causal_lm
+from components.generative.templating import IGNORE_INDEX, template_hash
+from components.modeling import (
+    BUNDLE_FORMAT,
+    MANIFEST,
+    ModelLoadError,
+    read_manifest,
+    refuse_pickled_weights,
+)
+
+
+class CausalLM(nn.Module):
+    """A causal LM as the training loop and selection see it: `backbone` (what selection
+    wraps in an adapter) and `forward(input_ids, attention_mask) -> logits`. No head: the
+    LM head is part of the backbone (and tied to the embeddings in most small models)."""
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        logits = self.backbone(input_ids=input_ids, attention_mask=attention_mask).logits
+        # prompt tuning prepends virtual tokens: keep the real tokens' positions
+        return logits[:, -input_ids.size(1) :]
+
+
+def lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy over the trained tokens (labels != IGNORE_INDEX)."""
+    return nn.functional.cross_entropy(
+        logits[:, :-1].float().reshape(-1, logits.size(-1)),
+        labels[:, 1:].reshape(-1),
+        ignore_index=IGNORE_INDEX,
+    )
+
+
+def save_generative_bundle(
+    model: CausalLM, tokenizer: Any, folder: Path, manifest: dict[str, Any]
+) -> Path:
+    """Write the trained part of `model`, the tokenizer and the manifest to `folder`."""
+    from peft import PeftModel
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if isinstance(model.backbone, PeftModel):
+        model.backbone.save_pretrained(folder / "adapter", safe_serialization=True)
+        kind = "adapter"
+    else:
+        trained = {
+            n: p.detach().contiguous()
+            for n, p in model.backbone.named_parameters()
+            if p.requires_grad
+        }
+        if trained:
+            save_file(trained, str(folder / "backbone_delta.safetensors"))
+        kind = "delta" if trained else "none"
+    tokenizer.save_pretrained(folder / "tokenizer")
+    data = {
+        **manifest,
+        "format": BUNDLE_FORMAT,
+        "task": "generation",
+        "weights": kind,
+        "chat_template_hash": template_hash(tokenizer),
+    }
+    (folder / MANIFEST).write_text(json.dumps(data, indent=2, sort_keys=True))
+    return folder
+
+
+class Generator:
+    """A loaded generative bundle: `generate(conversations)` → the assistant's answers."""
+
+    def __init__(self, model: nn.Module, tokenizer: Any, manifest: dict[str, Any]) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.manifest = manifest
+        self.system_prompt: str | None = manifest.get("system_prompt")
+        self.settings = DecodingSettings(**manifest.get("decoding", {}))
+
+    def conversation(self, prompt: str) -> list[dict]:
+        head = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        return [*head, {"role": "user", "content": prompt}]
+
+    def generate(
+        self, conversations: list[list[dict]], settings: DecodingSettings | None = None
+    ) -> list[str]:
+        return generate(self.model, self.tokenizer, conversations, settings or self.settings)
+
+
+def load_generative_bundle(folder: Path, merge: bool = True) -> Generator:
+    """Rebuild the generator of a bundle: the base model, the adapter (merged into the base
+    layers with `merge`) or changed tensors, and the bundle's own tokenizer and template."""
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    refuse_pickled_weights(folder, f"model bundle {folder}")
+    backbone, _, _ = load_causal_lm(manifest["base_model"])
+    tokenizer = AutoTokenizer.from_pretrained(str(folder / "tokenizer"))
+    if template_hash(tokenizer) != manifest["chat_template_hash"]:
+        raise ModelLoadError(f"bundle {folder}: its tokenizer's chat template was changed")
+    if manifest["weights"] == "adapter":
+        backbone = PeftModel.from_pretrained(backbone, str(folder / "adapter"))
+        if merge and hasattr(backbone, "merge_and_unload"):
+            backbone = backbone.merge_and_unload()
+    elif manifest["weights"] == "delta":
+        delta = load_file(str(folder / "backbone_delta.safetensors"))
+        missing = set(delta) - {n for n, _ in backbone.named_parameters()}
+        if missing:
+            raise ModelLoadError(
+                f"bundle {folder} does not fit its base model: {sorted(missing)[:3]}"
+            )
+        backbone.load_state_dict(delta, strict=False)
+    backbone.config.pad_token_id = tokenizer.pad_token_id
+    return Generator(backbone, tokenizer, manifest)

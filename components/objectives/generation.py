@@ -1,0 +1,378 @@
+"""Generation: instruction tuning of a causal LM on prompt → response or chat data.
+
+Loss on the assistant's tokens (the chat template's rendering, stored with the adapter);
+greedy decoding for evaluation; baselines are the base model zero-shot and few-shot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pandas as pd
+import torch
+from torch import nn
+
+from components.batching import batch_order
+from components.config import PipelineConfig
+from components.errors import DataLoadError
+from components.generative.bundle import (
+    CausalLM,
+    lm_loss,
+    load_generative_bundle,
+    save_generative_bundle,
+)
+from components.generative.decoding import DecodingSettings, generate, sequence_nll
+from components.generative.examples import ChatExamples, closed_label_set, frames_to_messages
+from components.generative.metrics import generation_metrics, perplexity
+from components.generative.models import (
+    ensure_chat_template,
+    load_causal_lm,
+    resolve_causal_lm,
+)
+from components.generative.prompting import few_shot, pick_shots
+from components.generative.serving import generator_signature
+from components.generative.templating import (
+    EncodedChat,
+    collate,
+    encode_chat,
+    masked_preview,
+    pack,
+    prompt_messages,
+    reference,
+    token_counts,
+)
+from components.objectives.base import Baselines, EpochCallback, PyfuncSpec, Scored
+from components.selection import Selection, select_parameters
+from components.selection.apply import apply_selection
+from components.selection.importance import importance_table
+from components.training import Fitted, Recipe, TrainResult, fit, head_and_body_groups
+from components.validation import ValidationReport
+from components.validation.generative import validate_chat_splits
+
+_HERE = Path(__file__).resolve().parent.parent
+_SHOWN_ALWAYS = ("exact_match", "token_f1", "rouge_l", "invalid_output_rate", "perplexity")
+
+
+def load_tokenizer(reference: str) -> Any:
+    """The base model's tokenizer alone (validation needs no weights)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_causal_lm(reference).location)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    ensure_chat_template(tokenizer)
+    return tokenizer
+
+
+def _decoding(config: PipelineConfig) -> DecodingSettings:
+    return DecodingSettings(
+        max_new_tokens=config.generation.max_new_tokens,
+        batch_size=config.evaluation.batch_size,
+    )
+
+
+def _loss_fn(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    return lm_loss(model(batch["input_ids"], batch["attention_mask"]), batch["labels"])
+
+
+def _encode(tokenizer: Any, conversations: list[list[dict]], config: PipelineConfig) -> list:
+    """Encoded rows; rows with nothing to train (validation reports them) are left out."""
+    rows = [
+        encode_chat(
+            tokenizer, c, config.model.max_length, config.generation.train_on_prompt
+        )
+        for c in conversations
+    ]
+    rows = [r for r in rows if r.trainable > 0]
+    return pack(rows, config.model.max_length) if config.generation.packing else rows
+
+
+def _batches(rows: list[EncodedChat], size: int, pad_id: int, **order: Any) -> Iterable[dict]:
+    lengths = [len(r.input_ids) for r in rows]
+    for idx in batch_order(lengths, size, **order):
+        yield collate([rows[i] for i in idx], pad_id)
+
+
+def _nll(model: nn.Module, rows: list[EncodedChat], pad_id: int, size: int) -> tuple[float, int]:
+    """Summed NLL of the trained tokens of `rows` and their count, in fp32 eval mode."""
+    batches = _batches(rows, size, pad_id, shuffle=False, seed=0, group_by_length=True)
+    return sequence_nll(model, batches)
+
+
+class Generation:
+    name: ClassVar[str] = "generation"
+    metrics: ClassVar[tuple[str, ...]] = (
+        "exact_match",
+        "token_f1",
+        "rouge_l",
+        "accuracy",
+        "macro_f1",
+        "json_valid_rate",
+        "all_fields_accuracy",
+    )
+    shown: ClassVar[tuple[str, ...]] = (
+        "exact_match",
+        "token_f1",
+        "rouge_l",
+        "accuracy",
+        "macro_f1",
+        "json_valid_rate",
+        "all_fields_accuracy",
+        "invalid_output_rate",
+        "perplexity",
+    )
+
+    # ------------------------------------------------------------------ data
+
+    def _conversations(self, frames: dict[str, pd.DataFrame], config: PipelineConfig) -> dict:
+        try:
+            return frames_to_messages(frames, config.data)
+        except ValueError as err:
+            raise DataLoadError(f"cannot read the data as conversations: {err}") from None
+
+    def validate(self, frames: dict[str, pd.DataFrame], config: PipelineConfig) -> ValidationReport:
+        conversations = self._conversations(frames, config)
+        tokenizer = load_tokenizer(config.model.base_model)
+        return validate_chat_splits(
+            {k: pd.DataFrame({"messages": v}) for k, v in conversations.items()},
+            config=config.validation,
+            suite_name=f"peftops-{config.domain}-generation",
+            max_length=config.model.max_length,
+            token_counts=token_counts(
+                tokenizer, config.model.max_length, config.generation.train_on_prompt
+            ),
+        )
+
+    def prepare(self, frames: dict[str, pd.DataFrame], config: PipelineConfig) -> ChatExamples:
+        splits = self._conversations(frames, config)
+        expect_json = config.generation.expect_json
+        labels = (
+            None
+            if expect_json
+            else closed_label_set(splits["train"], splits["test"], config.generation.max_label_set)
+        )
+        return ChatExamples(
+            splits["train"],
+            splits["validation"],
+            splits["test"],
+            labels=labels,
+            expect_json=expect_json,
+            system_prompt=config.data.system_prompt,
+        )
+
+    def preview(self, examples: ChatExamples, config: PipelineConfig, count: int = 3) -> str:
+        """A few training examples with the tokens the loss is taken on in [[...]]."""
+        tokenizer = load_tokenizer(config.model.base_model)
+        parts = ["# Trained tokens", "Tokens inside [[...]] are trained; the rest is context."]
+        for i, conversation in enumerate(examples.train[:count], start=1):
+            encoded = encode_chat(
+                tokenizer, conversation, config.model.max_length, config.generation.train_on_prompt
+            )
+            shown = masked_preview(tokenizer, encoded)
+            parts += [
+                f"## Example {i} ({encoded.trainable} of {len(encoded.input_ids)} tokens trained)",
+                f"```\n{shown}\n```",
+            ]
+        return "\n\n".join(parts)
+
+    # ------------------------------------------------------------------ baselines
+
+    def _metrics(self, preds: list[str], examples: ChatExamples) -> dict:
+        return generation_metrics(
+            preds,
+            examples.test_references(),
+            labels=examples.labels,
+            expect_json=examples.expect_json,
+        )
+
+    def fit_baselines(self, examples: ChatExamples, config: PipelineConfig) -> Baselines:
+        started = time.perf_counter()
+        model, tokenizer, _ = load_causal_lm(config.model.base_model)
+        settings = _decoding(config)
+        prompts = examples.test_prompts()
+        zero = self._metrics(generate(model, tokenizer, prompts, settings), examples)
+        rows = _encode(tokenizer, examples.test, config)
+        zero["perplexity"] = perplexity(*_nll(CausalLM(model), rows, tokenizer.pad_token_id, 16))
+        metrics = {"zero-shot": zero}
+        k = config.generation.few_shot
+        if k:
+            shots = pick_shots(examples.train, k, config.training.seed)
+            prompted = [few_shot(p, shots) for p in prompts]
+            metrics["few-shot"] = self._metrics(
+                generate(model, tokenizer, prompted, settings), examples
+            )
+            metrics["few-shot"]["shots"] = float(len(shots))
+        return Baselines(metrics, time.perf_counter() - started)
+
+    # ------------------------------------------------------------------ selection
+
+    def select(
+        self, examples: ChatExamples, baselines: Baselines, config: PipelineConfig
+    ) -> Selection:
+        backbone, tokenizer, _ = load_causal_lm(config.model.base_model)
+        model = CausalLM(backbone)
+        sel = config.selection
+        importance = None
+        if sel.strategy == "auto":
+            rows = _encode(tokenizer, examples.train, config)
+            order = {"shuffle": True, "seed": config.training.seed, "group_by_length": True}
+            batches = list(_batches(rows, config.training.batch_size, tokenizer.pad_token_id, **order))
+            batches = batches[: sel.calibration_batches]
+
+            def importance(modules: list) -> dict:
+                return importance_table(model, modules, batches, loss_fn=_loss_fn)
+
+        return select_parameters(
+            model.backbone,
+            sel,
+            config.method,
+            importance,
+            max_length=config.model.max_length,
+            proxy=None,
+        )
+
+    # ------------------------------------------------------------------ training
+
+    def training_key(self, examples: ChatExamples, config: PipelineConfig) -> str:
+        relevant = config.model_dump(
+            mode="json", include={"data", "model", "selection", "method", "training", "generation"}
+        )
+        relevant["data"].pop("path", None)
+        relevant["data"].pop("rev", None)
+        relevant["training"].pop("gradient_checkpointing", None)
+        for key in ("max_new_tokens", "few_shot", "expect_json", "max_label_set"):
+            relevant["generation"].pop(key, None)  # evaluation settings, not training
+        digest = hashlib.sha256(json.dumps(relevant, sort_keys=True).encode())
+        for split in (examples.train, examples.validation):
+            for conversation in split:
+                digest.update(json.dumps(conversation, sort_keys=True).encode() + b"\n")
+        return digest.hexdigest()[:20]
+
+    def train(
+        self,
+        examples: ChatExamples,
+        selection: Selection,
+        baselines: Baselines,
+        config: PipelineConfig,
+        workdir: Path,
+        on_epoch_end: EpochCallback | None = None,
+        manifest: dict | None = None,
+    ) -> TrainResult:
+        cfg = config.training
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
+        torch.manual_seed(cfg.seed)
+        backbone, tokenizer, resolved = load_causal_lm(config.model.base_model)
+        pad_id = tokenizer.pad_token_id
+        train_rows = _encode(tokenizer, examples.train, config)
+        val_rows = _encode(tokenizer, examples.validation, config)
+        if not train_rows:
+            raise DataLoadError("no training example has a token to train on")
+        steps_per_epoch = math.ceil(len(train_rows) / cfg.batch_size)
+        model = apply_selection(
+            CausalLM(backbone), selection, config.method, steps_per_epoch * cfg.epochs
+        )
+
+        def batches(epoch: int) -> Iterable[dict]:
+            return _batches(
+                train_rows,
+                cfg.batch_size,
+                pad_id,
+                shuffle=True,
+                seed=cfg.seed + epoch,
+                group_by_length=cfg.group_by_length,
+            )
+
+        def validate(model: nn.Module) -> dict:
+            nll, count = _nll(model, val_rows, pad_id, config.evaluation.batch_size)
+            return {"val_loss": nll / max(count, 1), "val_perplexity": perplexity(nll, count)}
+
+        recipe = Recipe(
+            model=model,
+            param_groups=head_and_body_groups(model, config),
+            train_size=len(train_rows),
+            steps_per_epoch=steps_per_epoch,
+            batches=batches,
+            forward=lambda m, b, d: m(b["input_ids"].to(d), b["attention_mask"].to(d)),
+            loss=lambda logits, b, d: lm_loss(logits, b["labels"].to(d)),
+            validate=validate,
+            best_key=lambda h: (-h["val_loss"],),
+            desc=f"train {config.domain} (generation)",
+        )
+        fitted: Fitted = fit(config, recipe, workdir, on_epoch_end)
+        decoding = _decoding(config)
+        bundle = save_generative_bundle(
+            fitted.model,
+            tokenizer,
+            Path(workdir) / "bundle",
+            {
+                **(manifest or {}),
+                "base_model": resolved.reference,
+                "base_model_provenance": resolved.provenance,
+                "max_length": config.model.max_length,
+                "method": config.method.name,
+                "selection": selection.strategy,
+                "target_modules": selection.target_modules,
+                "system_prompt": examples.system_prompt,
+                "decoding": {"max_new_tokens": decoding.max_new_tokens, "batch_size": 16},
+                "labels": examples.labels,
+                "expect_json": examples.expect_json,
+            },
+        )
+        return TrainResult.from_fitted(fitted, bundle)
+
+    # ------------------------------------------------------------------ evaluation
+
+    def _scored(self, preds: list[str], examples: ChatExamples) -> Scored:
+        rows = [
+            {"prompt": prompt_messages(c)[-1]["content"], "reference": reference(c), "output": p}
+            for c, p in zip(examples.test, preds, strict=True)
+        ]
+        return Scored(
+            self._metrics(preds, examples),
+            preds,
+            artifacts={"evaluation/predictions.json": rows},
+        )
+
+    def evaluate(self, bundle_dir: Path, examples: ChatExamples, config: PipelineConfig) -> Scored:
+        generator = load_generative_bundle(Path(bundle_dir))
+        preds = generator.generate(examples.test_prompts(), _decoding(config))
+        scored = self._scored(preds, examples)
+        rows = _encode(generator.tokenizer, examples.test, config)
+        nll = _nll(CausalLM(generator.model), rows, generator.tokenizer.pad_token_id, 16)
+        scored.metrics["perplexity"] = perplexity(*nll)
+        return scored
+
+    def score_model(self, model: Any, examples: ChatExamples, config: PipelineConfig) -> Scored:
+        prompts = [json.dumps(p, ensure_ascii=False) for p in examples.test_prompts()]
+        out = model.predict(pd.DataFrame({"prompt": prompts}))
+        return self._scored(out["text"].astype(str).tolist(), examples)
+
+    def references(self, examples: ChatExamples) -> list[str]:
+        return examples.test_references()
+
+    def metric_fn(self, metric: str, examples: ChatExamples) -> Callable[[list, list], float]:
+        def score(preds: list, refs: list) -> float:
+            return generation_metrics(
+                preds, refs, labels=examples.labels, expect_json=examples.expect_json
+            )[metric]
+
+        return score
+
+    def pyfunc(self, examples: ChatExamples) -> PyfuncSpec:
+        return PyfuncSpec(
+            _HERE / "generative" / "mlflow_model.py",
+            generator_signature(),
+            pd.DataFrame({"prompt": [prompt_messages(c)[-1]["content"] for c in examples.test[:2]]}),
+        )
+
+    def save_evidence(
+        self, scored: Scored, examples: ChatExamples, folder: Path, title: str
+    ) -> list[Path]:
+        return []  # the predictions table is logged from `scored.artifacts`
