@@ -154,12 +154,9 @@ def sequence_nll(model, batches: Iterable[dict]) -> tuple[float, int]:
                 attention_mask=batch["attention_mask"].to(device),
             ).logits
             targets = labels[:, 1:]
-            nll = F.cross_entropy(
-                logits[:, :-1].float().flatten(0, 1),
-                targets.flatten(),
-                ignore_index=-100,
-                reduction="sum",
-            )
+            scored = targets != -100
+            # Only the scored positions go to fp32: the full logits are batch × length × vocab.
+            nll = F.cross_entropy(logits[:, :-1][scored].float(), targets[scored], reduction="sum")
             total += float(nll)
-            count += int((targets != -100).sum())
+            count += int(scored.sum())
     return total, count
