@@ -1,0 +1,1 @@
+"""Building blocks for instruction tuning of causal LMs (chat conversations)."""

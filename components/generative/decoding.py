@@ -1,0 +1,162 @@
+"""Batched generation from chat prompts, and the likelihood of reference responses.
+
+Plain functions over a transformers causal LM (peft-wrapped or not) and its tokenizer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+# End-of-turn tokens of common chat templates: generation stops at them as well as at eos,
+# because a chat model ends its answer with the turn marker, not always with eos.
+END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>")
+
+
+@dataclass
+class DecodingSettings:
+    """How responses are generated; greedy by default so scores are reproducible."""
+
+    max_new_tokens: int = 64
+    do_sample: bool = False
+    num_beams: int = 1
+    batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        for name in ("max_new_tokens", "num_beams", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"decoding.{name} must be at least 1, got {getattr(self, name)}")
+
+    def as_tags(self) -> dict[str, str]:
+        """Flat `decoding.*` string tags for MLflow."""
+        return {f"decoding.{k}": str(v) for k, v in asdict(self).items()}
+
+
+def stop_token_ids(model, tokenizer) -> list[int]:
+    """eos ids of the tokenizer and the model's generation config, plus end-of-turn tokens."""
+    ids: list[int] = []
+    config = getattr(model, "generation_config", None)
+    for source in (tokenizer.eos_token_id, getattr(config, "eos_token_id", None)):
+        if source is None:
+            continue
+        ids.extend([source] if isinstance(source, int) else source)
+    vocab = tokenizer.get_vocab()
+    ids.extend(vocab[token] for token in END_OF_TURN_TOKENS if token in vocab)
+    return list(dict.fromkeys(ids))
+
+
+@contextmanager
+def _left_padding(tokenizer) -> Iterator[None]:
+    """Left padding (and a pad token) for the duration of generation; restored afterwards."""
+    side, pad = tokenizer.padding_side, tokenizer.pad_token
+    tokenizer.padding_side = "left"
+    if pad is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    try:
+        yield
+    finally:
+        tokenizer.padding_side = side
+        if pad is None:
+            tokenizer.pad_token = pad
+
+
+@contextmanager
+def _eval_mode(model) -> Iterator[None]:
+    """No dropout while scoring; the caller's train/eval mode is restored afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+def render_prompts(tokenizer, conversations: list[list[dict]]) -> list[str]:
+    """Chat-template text of each conversation, ending with the assistant's generation prompt."""
+    for i, conversation in enumerate(conversations):
+        if conversation and conversation[-1].get("role") == "assistant":
+            # The reference answer would be part of the prompt: pass the prompt turns only.
+            raise ValueError(f"conversation {i} ends with an assistant turn; pass the prompt only")
+    return [
+        tokenizer.apply_chat_template(conv, add_generation_prompt=True, tokenize=False)
+        for conv in conversations
+    ]
+
+
+def generate_token_ids(
+    model, tokenizer, conversations: list[list[dict]], settings: DecodingSettings
+) -> list[list[int]]:
+    """The new token ids generated for each conversation (in input order, stop token cut)."""
+    if not conversations:
+        return []
+    prompts = render_prompts(tokenizer, conversations)
+    # The template already writes the special tokens the model expects (as
+    # apply_chat_template(tokenize=True) does), so the tokenizer must not add bos again.
+    encoded = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+    # Longest first: similar lengths share a batch (less padding), and memory peaks early.
+    order = sorted(range(len(encoded)), key=lambda i: (-len(encoded[i]), i))
+    stops = stop_token_ids(model, tokenizer)
+    device = _device(model)
+    results: list[list[int]] = [[] for _ in encoded]
+    with _left_padding(tokenizer), _eval_mode(model), torch.inference_mode():
+        for start in range(0, len(order), settings.batch_size):
+            chunk = order[start : start + settings.batch_size]
+            batch = tokenizer.pad(
+                {"input_ids": [encoded[i] for i in chunk]}, padding=True, return_tensors="pt"
+            )
+            input_ids = batch["input_ids"].to(device)
+            output = model.generate(
+                input_ids=input_ids,
+                attention_mask=batch["attention_mask"].to(device),
+                max_new_tokens=settings.max_new_tokens,
+                do_sample=settings.do_sample,
+                num_beams=settings.num_beams,
+                eos_token_id=stops or None,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+            # Left padding: every prompt ends at the same column, the new tokens follow it.
+            for row, index in zip(output[:, input_ids.shape[1] :].tolist(), chunk, strict=True):
+                cut = next((j for j, t in enumerate(row) if t in stops), len(row))
+                results[index] = row[:cut]
+    return results
+
+
+def generate(
+    model, tokenizer, conversations: list[list[dict]], settings: DecodingSettings
+) -> list[str]:
+    """The assistant's response to each conversation, in input order (special tokens removed,
+    whitespace stripped). Conversations hold the prompt turns only ({"role", "content"})."""
+    ids = generate_token_ids(model, tokenizer, conversations, settings)
+    return [tokenizer.decode(row, skip_special_tokens=True).strip() for row in ids]
+
+
+def sequence_nll(model, batches: Iterable[dict]) -> tuple[float, int]:
+    """Summed negative log-likelihood (nats) of the label tokens (!= -100) and their count.
+
+    Batches are dicts with input_ids, attention_mask and labels aligned with input_ids (as the
+    training collator makes them); the shift to next-token targets happens here.
+    """
+    device = _device(model)
+    total, count = 0.0, 0
+    with _eval_mode(model), torch.inference_mode():
+        for batch in batches:
+            labels = batch["labels"].to(device)
+            logits = model(
+                input_ids=batch["input_ids"].to(device),
+                attention_mask=batch["attention_mask"].to(device),
+            ).logits
+            targets = labels[:, 1:]
+            scored = targets != -100
+            # Only the scored positions go to fp32: the full logits are batch × length × vocab.
+            nll = F.cross_entropy(logits[:, :-1][scored].float(), targets[scored], reduction="sum")
+            total += float(nll)
+            count += int(scored.sum())
+    return total, count

