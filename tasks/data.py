@@ -47,4 +47,11 @@ def validate_data(raw: RawSplits, config: PipelineConfig, run_id: str) -> Any:
     )
     if not report.success:
         raise DataValidationError(report)
-    return objective.prepare(raw.frames, config)
+    examples = objective.prepare(raw.frames, config)
+    preview = objective.preview(examples, config)
+    if preview:  # which tokens are trained: loss-mask mistakes are easy to make and to miss
+        tracking.log_text(run_id, preview, "validation/trained_tokens.md")
+        create_markdown_artifact(
+            preview, key=f"{config.domain}-trained-tokens", description="trained tokens"
+        )
+    return examples

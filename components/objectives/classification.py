@@ -62,6 +62,9 @@ class Classification:
             frames, data.text_column, data.label_column, self._labels(frames, config)
         )
 
+    def preview(self, examples: Examples, config: PipelineConfig) -> None:
+        return None  # texts are trained as they are
+
     def fit_baselines(self, examples: Examples, config: PipelineConfig) -> Baselines:
         m = config.model
         result = run_baseline(
