@@ -233,8 +233,14 @@ def compose(cls: dict, others: list[list[str]], rng: random.Random, spec: dict) 
 def groups_of(spec: dict) -> list[tuple[str, dict, list[list[str]]]]:
     """(label or response, intent or case, other intents' asides) for every group of a preset."""
     if "cases" in spec:  # an assistant: the response is the case's fields as compact JSON
+        for case in spec["cases"]:
+            bad = [k for k, values in spec["fields"].items() if case[k] not in values]
+            assert not bad, f"{case}: {bad} outside the closed sets under `fields`"
         keys = list(spec["fields"])
-        return [(json.dumps({k: c[k] for k in keys}), c, []) for c in spec["cases"]]
+        return [
+            (json.dumps({k: c[k] for k in keys}, separators=(", ", ": ")), c, [])
+            for c in spec["cases"]
+        ]
     intents = spec["intents"]
     return [
         (label, cls, [other["asides"] for name, other in intents.items() if name != label])
@@ -321,6 +327,16 @@ def classification_section(name: str, spec: dict, rows: dict) -> list[str]:
     ]
 
 
+def assistant_section(name: str, spec: dict, rows: dict) -> list[str]:
+    """The closed set of every response field with its rule, and the rows per split."""
+    lines = [f"## {name}", "", f"{capitalise(spec['description'])}. Response fields, in order:", ""]
+    for field, values in spec["fields"].items():
+        lines.append(f"- `{field}`:")
+        lines += [f"  - `{json.dumps(v)}`: {rule}" for v, rule in values.items()]
+    counts = ", ".join(f"{k} {len(v)}" for k, v in rows.items())
+    return [*lines, "", f"Rows: {counts} ({len(spec['cases'])} cases).", ""]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("data"), help="output directory")
@@ -335,6 +351,15 @@ def main(argv: list[str] | None = None) -> None:
         for split_name, split_rows in rows.items():
             write_split(args.out / name / f"{split_name}.csv", split_rows)
         sections["classification"] += classification_section(name, spec, rows)
+        print(f"{name}: " + ", ".join(f"{k}={len(v)}" for k, v in rows.items()))
+    sections["assistants"] = []
+    for offset, name in enumerate(ASSISTANTS, start=len(CLASSIFICATION)):
+        spec = load_spec(name)
+        groups = generate(spec, args.seed * 100 + offset)
+        rows = split(groups, spec["splits"], random.Random(args.seed * 100 + 50 + offset))
+        for split_name, split_rows in rows.items():
+            write_split(args.out / name / f"{split_name}.jsonl", split_rows)
+        sections["assistants"] += assistant_section(name, spec, rows)
         print(f"{name}: " + ", ".join(f"{k}={len(v)}" for k, v in rows.items()))
     readme = Template((TEMPLATES / "README.md.tmpl").read_text(encoding="utf-8"))
     text = readme.substitute(seed=args.seed, **{k: "\n".join(v) for k, v in sections.items()})
