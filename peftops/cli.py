@@ -66,6 +66,9 @@ def build_run_config(
     label_column: str | None,
     labels: str | None,
     overrides: list[str],
+    task: str | None = None,
+    prompt_column: str | None = None,
+    response_column: str | None = None,
 ):
     """The domain's preset with the CLI's options and `--set` overrides applied."""
     from components.config import apply_overrides, load_preset
@@ -88,12 +91,20 @@ def build_run_config(
     if labels is not None:
         names = [x.strip() for x in labels.split(",") if x.strip()]
         sets.append(f"data.labels={json.dumps(names)}")
+    if task is not None:
+        sets.append(f"task={json.dumps(task)}")
+        if task == "generation" and config.registry.metric in ("accuracy", "macro_f1"):
+            sets.append("registry.metric=token_f1")  # the classifier's default cannot apply
+    if prompt_column is not None:
+        sets.append(f"data.prompt_column={json.dumps(prompt_column)}")
+    if response_column is not None:
+        sets.append(f"data.response_column={json.dumps(response_column)}")
     return apply_overrides(config, sets + list(overrides))
 
 
 @app.command()
 def run(
-    domain: Annotated[str, typer.Argument(help="finance, healthcare or custom")],
+    domain: Annotated[str, typer.Argument(help="a preset: peftops presets lists them")],
     data: Annotated[
         str | None,
         typer.Option(
@@ -106,6 +117,16 @@ def run(
     label_column: Annotated[str | None, typer.Option(help="Column holding the label.")] = None,
     labels: Annotated[
         str | None, typer.Option(help="Comma-separated label set (custom tasks).")
+    ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option(help="classification or generation (instruction tuning of a causal LM)."),
+    ] = None,
+    prompt_column: Annotated[
+        str | None, typer.Option(help="Generation: column holding the prompt.")
+    ] = None,
+    response_column: Annotated[
+        str | None, typer.Option(help="Generation: column holding the response.")
     ] = None,
     set_: Annotated[
         list[str] | None,
@@ -127,7 +148,16 @@ def run(
         raise _fail(f"unknown domain {domain!r}; choose one of {preset_names()}", EXIT_CONFIG)
     try:
         config = build_run_config(
-            domain, data, rev, text_column, label_column, labels, list(set_ or [])
+            domain,
+            data,
+            rev,
+            text_column,
+            label_column,
+            labels,
+            list(set_ or []),
+            task,
+            prompt_column,
+            response_column,
         )
     except ConfigError as err:
         raise _fail(str(err), EXIT_CONFIG) from None
@@ -153,7 +183,7 @@ def run(
         )
     )
     try:
-        summary = FLOWS[domain](config=config, force=not skip_unchanged)
+        summary = FLOWS[config.domain](config=config, force=not skip_unchanged)
     except DataValidationError as err:
         typer.echo(err.report.summary(), err=True)
         raise _fail(
@@ -181,7 +211,7 @@ def presets() -> None:
 
 @app.command("config")
 def show_config(
-    domain: Annotated[str, typer.Argument(help="finance, healthcare or custom")],
+    domain: Annotated[str, typer.Argument(help="a preset: peftops presets lists them")],
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a key.")] = None,
 ) -> None:
     """Print a domain's effective config (preset + overrides) as YAML."""
@@ -213,7 +243,7 @@ def _who() -> str:
 
 @app.command()
 def promote(
-    domain: Annotated[str, typer.Argument(help="finance, healthcare or custom")],
+    domain: Annotated[str, typer.Argument(help="a preset: peftops presets lists them")],
     version: Annotated[str, typer.Argument(help="Model version to make @champion.")],
     reason: Annotated[str, typer.Option(help="Why (kept in the audit trail).")] = "manual",
 ) -> None:
@@ -232,7 +262,7 @@ def promote(
 
 @app.command()
 def rollback(
-    domain: Annotated[str, typer.Argument(help="finance, healthcare or custom")],
+    domain: Annotated[str, typer.Argument(help="a preset: peftops presets lists them")],
     reason: Annotated[str, typer.Option(help="Why (kept in the audit trail).")] = "rollback",
 ) -> None:
     """Move the domain's @champion back to the version it replaced."""
@@ -249,11 +279,11 @@ def rollback(
 
 @app.command()
 def predict(
-    domain: Annotated[str, typer.Argument(help="finance, healthcare or custom")],
-    texts: Annotated[list[str], typer.Argument(help="Texts to classify.")],
+    domain: Annotated[str, typer.Argument(help="a preset: peftops presets lists them")],
+    texts: Annotated[list[str], typer.Argument(help="Texts to classify or prompts to answer.")],
     alias: Annotated[str, typer.Option(help="Alias or version to load.")] = "champion",
 ) -> None:
-    """Classify texts with the domain's registered model (default: @champion)."""
+    """Classify texts, or answer prompts, with the preset's registered model (@champion)."""
     _quiet_environment()
     import pandas as pd
 
@@ -264,7 +294,12 @@ def predict(
         model = registry.load_model(name, alias)
     except Exception as err:
         raise _fail(f"cannot load {registry.model_uri(name, alias)}: {err}", EXIT_FAILED) from None
-    out = model.predict(pd.DataFrame({"text": texts}))
+    columns = model.metadata.get_input_schema().input_names()
+    out = model.predict(pd.DataFrame({columns[0]: texts}))
+    if "text" in out.columns:  # a generative model: its answers
+        for prompt, answer in zip(texts, out["text"], strict=True):
+            typer.echo(f"> {prompt}\n{answer}\n")
+        return
     for text, label, score in zip(texts, out["label"], out["score"], strict=True):
         typer.echo(f"{label}\t{score:.3f}\t{text}")
 
