@@ -39,6 +39,12 @@ def tiny_llama(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_causal_lm(tmp_path_factory) -> Path:
+    """A tiny random LlamaForCausalLM saved with SmolLM2's tokenizer and chat template."""
+    return make_tiny_model("causal_lm", tmp_path_factory.mktemp("tiny-causal-lm"))
+
+
+@pytest.fixture(scope="session")
 def prefect_harness():
     """A real (temporary) Prefect server for the whole session."""
     from prefect.testing.utilities import prefect_test_harness

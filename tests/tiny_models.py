@@ -1,11 +1,14 @@
 """Tiny random models built from a config, saved like a hub checkpoint (no download).
 
-They reuse the tokenizer files of the packaged MiniLM model, so they tokenize real text.
+They reuse the tokenizer files of a packaged model, so they tokenize real text: MiniLM's for
+"bert"/"llama", SmolLM2's (from its GGUF file, with its ChatML template) for "causal_lm".
 """
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -13,9 +16,12 @@ from peftops.bench.models import copy_packaged_tokenizer, random_encoder
 
 
 def make_tiny_model(kind: str, folder: Path, seed: int = 0) -> Path:
-    """`kind` is "bert" (encoder) or "llama" (decoder); returns the model folder."""
+    """`kind` is "bert" (encoder), "llama" (decoder) or "causal_lm" (a Llama LM with SmolLM2's
+    tokenizer); returns the model folder."""
     if kind == "bert":
         return random_encoder(folder, "tiny", seed)
+    if kind == "causal_lm":
+        return tiny_causal_lm(folder, seed)
     if kind != "llama":
         raise ValueError(kind)
     from transformers import LlamaConfig, LlamaModel
@@ -36,4 +42,41 @@ def make_tiny_model(kind: str, folder: Path, seed: int = 0) -> Path:
     )
     LlamaModel(config).save_pretrained(folder)
     copy_packaged_tokenizer(folder)
+    return folder
+
+
+@cache
+def smollm2_tokenizer() -> Any:
+    """SmolLM2's tokenizer and chat template, read once from the packaged GGUF file (~7 s;
+    the weights are not dequantised)."""
+    from transformers import AutoTokenizer
+
+    from components.generative.models import DEFAULT_GENERATIVE_MODEL, packaged_gguf
+
+    folder, filename, _, _ = packaged_gguf(DEFAULT_GENERATIVE_MODEL)
+    return AutoTokenizer.from_pretrained(str(folder), gguf_file=filename)
+
+
+def tiny_causal_lm(folder: Path, seed: int = 0) -> Path:
+    """A 2-layer, 32-wide LlamaForCausalLM with random weights and SmolLM2's tokenizer."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = smollm2_tokenizer()
+    torch.manual_seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
     return folder

