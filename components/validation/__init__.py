@@ -5,9 +5,11 @@
   `save_report`.
 - `engine`: runs a suite's checks through GE, one GE suite per split, and makes the results.
 - `checks` + `suite`: the classification suite, `validate_splits`.
+- `generative`: the instruction-tuning (chat `messages`) suite, `validate_chat_splits`.
 """
 
 from components.validation.engine import SPLIT_ORDER
+from components.validation.generative import validate_chat_splits
 from components.validation.phi import PHI_PATTERNS, redact_phi
 from components.validation.report import (
     CheckResult,
@@ -25,5 +27,6 @@ __all__ = [
     "ValidationReport",
     "redact_phi",
     "save_report",
+    "validate_chat_splits",
     "validate_splits",
 ]

@@ -54,6 +54,7 @@ class Check:
     requires: tuple[str, ...] | None = None  # source columns the split must have; None: column
     examples: Examples | None = None  # default: the column's values at GE's unexpected indices
     describe: Describe | None = None
+    describe_pass: Describe | None = None  # description of a success (e.g. an observed share)
 
     def __post_init__(self) -> None:
         if self.requires is None:
@@ -210,6 +211,8 @@ def to_result(check: Check, split: Split, result: Any, config: ValidationConfig)
     shown = redact_phi if config.check_phi else _unchanged
     if error is not None:
         description = f"{description} (GE error: {shown(error)})"
+    elif success and check.describe_pass is not None:
+        description = shown(check.describe_pass(split, info))
     elif not success:
         if check.describe is not None:
             description = shown(check.describe(split, info))
