@@ -176,6 +176,13 @@ class ValidationConfig(_Stage):
         description="Fail on PHI-like patterns (emails, phones, SSNs, record numbers) and "
         "redact them in every value any check reports.",
     )
+    max_truncated_share: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Generative data: largest share of a split's examples longer than "
+        "`max_length` tokens after chat templating, hence truncated (1: off).",
+    )
     report_rows: int = Field(5, ge=1, le=100, description="Offending rows shown per failure.")
 
 
