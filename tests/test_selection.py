@@ -287,3 +287,23 @@ def test_selection_plot_is_a_png_and_tags_are_strings(tiny, tmp_path):
     tags = selection_tags(sel)
     assert tags["selection.strategy"] == "auto" and tags["selection.importance"] == "grad_x_weight"
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items())
+
+
+def test_methods_imports_only_the_leaf_types_and_every_export_resolves():
+    """No circle: `components.methods` needs only `components.selection.types`."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys, components.methods\n"
+        "print(sorted(k for k in sys.modules if k.startswith('components.selection')))\n"
+        "import components.selection as s\n"
+        "assert sorted(s.__all__) == sorted(s._HOME), 'exports and their homes disagree'\n"
+        "assert all(getattr(s, n) is not None for n in s.__all__)\n"
+    )
+    repo = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=repo, check=True
+    )
+    assert out.stdout.split("\n")[0] == "['components.selection', 'components.selection.types']"
