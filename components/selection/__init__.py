@@ -12,9 +12,9 @@ under a budget, gives LoRA-family methods a per-module rank from the scores (pef
 `rank_pattern`), and — with `selection.proxy_steps` — trains a few candidate selections briefly
 and keeps the one with the lowest validation loss.
 
-Modules: `types` (the data, a leaf), `discovery`, `cost`, `importance`, `ranks`, `auto`
-(candidates under a budget), `strategies` (`select_parameters`), `apply`, `proxy`, `evidence`
-(plot, tags) and `run` (`run_selection`).
+Modules: `types` (the data, a leaf), `discovery`, `cost`, `loss` (the objective scores and
+proxies use), `importance`, `ranks`, `auto` (candidates under a budget), `strategies`
+(`select_parameters`), `apply`, `proxy`, `evidence` (plot, tags) and `run` (`run_selection`).
 
 The names below are loaded on first use: `components.methods` imports the leaf
 `components.selection.types`, which runs this file first, and the selection modules import
@@ -40,6 +40,8 @@ _HOME = {
     "MEASURES": "importance",
     "importance_scores": "importance",
     "importance_table": "importance",
+    "LossFn": "loss",
+    "classification_loss": "loss",
     "proxy_validation_loss": "proxy",
     "allocate_ranks": "ranks",
     "run_selection": "run",
@@ -65,6 +67,8 @@ __all__ = [  # noqa: RUF022  (grouped by module, as above)
     "MEASURES",
     "importance_scores",
     "importance_table",
+    "LossFn",
+    "classification_loss",
     "proxy_validation_loss",
     "allocate_ranks",
     "run_selection",

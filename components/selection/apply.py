@@ -13,7 +13,8 @@ def apply_selection(
     model: nn.Module, selection: Selection, method: MethodConfig, total_steps: int | None = None
 ) -> nn.Module:
     """Freeze everything, then make the selection trainable: wrap the backbone in a peft
-    adapter (adapter methods) or unfreeze the chosen tensors (`full`). The head stays trainable.
+    adapter (adapter methods) or unfreeze the chosen tensors (`full`). A `head`, where the
+    model has one, stays trainable.
     `total_steps` is the training length (AdaLoRA schedules its rank budget over it).
     """
     backbone = model.backbone
@@ -25,6 +26,8 @@ def apply_selection(
         wanted = set(selection.trainable_parameters)
         for n, p in backbone.named_parameters():
             p.requires_grad_(n in wanted)
-    for p in model.head.parameters():
-        p.requires_grad_(True)
+    head = getattr(model, "head", None)  # a causal LM wrapper may have none
+    if head is not None:
+        for p in head.parameters():
+            p.requires_grad_(True)
     return model

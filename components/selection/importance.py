@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from components.selection.loss import LossFn, classification_loss
 from components.selection.types import ModuleInfo, Scores
 
 MEASURES = ("grad_x_weight", "fisher")
@@ -18,12 +19,14 @@ def importance_table(
     modules: list[ModuleInfo],
     batches: Iterable[dict[str, torch.Tensor]],
     prefix: str = "backbone.",
+    *,
+    loss_fn: LossFn = classification_loss,
 ) -> dict[str, Scores]:
     """Both measures from the same backward passes: measure → module → score.
 
     `grad_x_weight` is Σ|grad ⊙ weight| (first-order Taylor), `fisher` is Σ grad² (empirical
     Fisher); each summed over the module's weight and averaged over batches.
-    `model(input_ids, attention_mask)` must return logits; batches carry `labels`.
+    `loss_fn(model, batch)` is the loss differentiated (default: classification).
     """
     lookup = dict(model.named_modules())
     weights = {m.name: lookup[prefix + m.name].weight for m in modules}
@@ -35,8 +38,7 @@ def importance_table(
     model.train()
     for batch in batches:
         model.zero_grad(set_to_none=True)
-        logits = model(batch["input_ids"], batch["attention_mask"])
-        nn.functional.cross_entropy(logits, batch["labels"]).backward()
+        loss_fn(model, batch).backward()
         for name, w in weights.items():
             if w.grad is None:
                 continue
@@ -56,6 +58,8 @@ def importance_scores(
     batches: Iterable[dict[str, torch.Tensor]],
     measure: str = "grad_x_weight",
     prefix: str = "backbone.",
+    *,
+    loss_fn: LossFn = classification_loss,
 ) -> dict[str, float]:
     """One measure of `importance_table`: |grad ⊙ weight| (Taylor) or grad² (Fisher)."""
-    return importance_table(model, modules, batches, prefix)[measure]
+    return importance_table(model, modules, batches, prefix, loss_fn=loss_fn)[measure]

@@ -13,6 +13,7 @@ from components.config import PipelineConfig
 from components.dropout import use_fast_dropout
 from components.methods import step_hook
 from components.selection.apply import apply_selection
+from components.selection.loss import LossFn, classification_loss
 from components.selection.types import Selection
 
 
@@ -22,23 +23,29 @@ def proxy_validation_loss(
     config: PipelineConfig,
     train_batches: list[dict[str, torch.Tensor]],
     val_batches: list[dict[str, torch.Tensor]],
+    *,
+    loss_fn: LossFn = classification_loss,
 ) -> float:
-    """Train a copy of `base` on `candidate` for one step per train batch; validation loss."""
+    """Train a copy of `base` on `candidate` for one step per train batch; the validation
+    loss (`loss_fn`, default classification) averaged over examples."""
     model = copy.deepcopy(base)
     torch.manual_seed(config.training.seed)
     model = apply_selection(model, candidate, config.method, total_steps=len(train_batches))
     if config.training.fast_dropout:  # as training will (this runs on CPU)
         use_fast_dropout(model)
+    head = getattr(model, "head", None)
+    head_params = list(head.parameters()) if head is not None else []
     body = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("head.")]
-    groups = [{"params": list(model.head.parameters()), "lr": config.training.head_learning_rate}]
+    groups = []
+    if head_params:
+        groups.append({"params": head_params, "lr": config.training.head_learning_rate})
     if body:
         groups.append({"params": body, "lr": config.training.learning_rate})
     optimizer = torch.optim.AdamW(groups, weight_decay=config.training.weight_decay)
     hook = step_hook(model.backbone)
     model.train()
     for step, batch in enumerate(train_batches):
-        logits = model(batch["input_ids"], batch["attention_mask"])
-        nn.functional.cross_entropy(logits, batch["labels"]).backward()
+        loss_fn(model, batch).backward()
         optimizer.step()
         if hook is not None:
             hook(step)
@@ -47,9 +54,8 @@ def proxy_validation_loss(
     total, count = 0.0, 0
     with torch.inference_mode():
         for batch in val_batches:
-            logits = model(batch["input_ids"], batch["attention_mask"])
-            n = len(batch["labels"])
-            total += float(nn.functional.cross_entropy(logits, batch["labels"])) * n
+            n = len(batch["input_ids"])
+            total += float(loss_fn(model, batch)) * n
             count += n
     return total / max(count, 1)
 
