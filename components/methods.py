@@ -10,14 +10,12 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from torch import nn
 
 from components.config import ADAPTER_METHODS, PROMPT_METHODS, RANKED_METHODS, MethodConfig
-
-if TYPE_CHECKING:
-    from components.selection import Selection
+from components.selection.types import Selection
 
 
 class MethodError(ValueError):

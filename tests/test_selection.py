@@ -287,3 +287,64 @@ def test_selection_plot_is_a_png_and_tags_are_strings(tiny, tmp_path):
     tags = selection_tags(sel)
     assert tags["selection.strategy"] == "auto" and tags["selection.importance"] == "grad_x_weight"
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items())
+
+
+def test_methods_imports_only_the_leaf_types_and_every_export_resolves():
+    """No circle: `components.methods` needs only `components.selection.types`."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys, components.methods\n"
+        "print(sorted(k for k in sys.modules if k.startswith('components.selection')))\n"
+        "import components.selection as s\n"
+        "assert sorted(s.__all__) == sorted(s._HOME), 'exports and their homes disagree'\n"
+        "assert all(getattr(s, n) is not None for n in s.__all__)\n"
+    )
+    repo = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=repo, check=True
+    )
+    assert out.stdout.split("\n")[0] == "['components.selection', 'components.selection.types']"
+
+
+class _Bare(torch.nn.Module):
+    """A backbone wrapper with a head of no parameters, or none at all (like a causal LM's)."""
+
+    def __init__(self, backbone, head):
+        super().__init__()
+        self.backbone = backbone
+        if head is not None:
+            self.head = head
+
+    def forward(self, input_ids, attention_mask):
+        return self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
+def _hidden_energy(model, batch):  # a stand-in objective that needs no labels
+    return model(batch["input_ids"], batch["attention_mask"]).pow(2).mean()
+
+
+@pytest.mark.parametrize("head", [None, torch.nn.Identity()], ids=["no_head", "empty_head"])
+def test_a_loss_fn_scores_and_proxies_a_model_without_a_trainable_head(tiny_llama, head):
+    from components.config import PipelineConfig
+    from components.selection import classification_loss, proxy_validation_loss
+
+    classifier, batches = _calibration(tiny_llama)
+    modules = discover_modules(classifier.backbone)
+    torch.manual_seed(0)
+    default = importance_table(classifier, modules, batches)
+    torch.manual_seed(0)
+    assert importance_table(classifier, modules, batches, loss_fn=classification_loss) == default
+
+    model = _Bare(classifier.backbone, head)
+    scores = importance_table(model, modules, batches, loss_fn=_hidden_energy)
+    assert max(scores["fisher"].values()) > 0
+    config = PipelineConfig()
+    cfg = SelectionConfig(strategy="auto", budget=0.01)
+    sel = select_parameters(model.backbone, cfg, config.method, lambda _: scores)
+    loss = proxy_validation_loss(model, sel, config, batches[:1], batches, loss_fn=_hidden_energy)
+    assert np.isfinite(loss) and loss > 0
+    model = apply_selection(model, sel, config.method)
+    assert count_parameters(model)[0] == sel.estimated_trainable
