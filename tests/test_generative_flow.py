@@ -56,7 +56,9 @@ def test_a_generative_run_registers_a_model_that_generates(workspace, tiny_causa
     assert "base model few-shot" in version.description  # the model card, shown in the UI
     run = tracking.client().get_run(summary.mlflow_run_id)
     assert "baseline.zero-shot.exact_match" in run.data.metrics
-    artifacts = {a.path for a in tracking.client().list_artifacts(summary.mlflow_run_id, "validation")}
+    artifacts = {
+        a.path for a in tracking.client().list_artifacts(summary.mlflow_run_id, "validation")
+    }
     assert "validation/trained_tokens.md" in artifacts
 
     model = registry.load_model("peftops-finance-assistant", "champion")
@@ -122,7 +124,9 @@ def test_sigkilled_causal_lm_training_resumes_and_matches_an_uninterrupted_run(
     def start(home: Path) -> subprocess.Popen:
         home.mkdir(exist_ok=True)
         script = TRAIN.format(
-            tests=str(Path(__file__).parent), model=str(tiny_causal_lm), settings=settings,
+            tests=str(Path(__file__).parent),
+            model=str(tiny_causal_lm),
+            settings=settings,
             home=str(home),
         )
         return subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).parents[1])
@@ -148,7 +152,10 @@ def test_sigkilled_causal_lm_training_resumes_and_matches_an_uninterrupted_run(
         assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-6)
         assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-6)
     adapter = "run/bundle/adapter/adapter_model.safetensors"
-    ta, tb = load_file(str(tmp_path / "whole" / adapter)), load_file(str(tmp_path / "killed" / adapter))
+    ta, tb = (
+        load_file(str(tmp_path / "whole" / adapter)),
+        load_file(str(tmp_path / "killed" / adapter)),
+    )
     assert ta.keys() == tb.keys()
     for name in ta:
         assert (ta[name] - tb[name]).abs().max().item() <= 1e-6, name

@@ -24,7 +24,11 @@ class ChatExamples:
     fields: list[str] = field(default_factory=list)
 
     def sizes(self) -> dict[str, int]:
-        return {"train": len(self.train), "validation": len(self.validation), "test": len(self.test)}
+        return {
+            "train": len(self.train),
+            "validation": len(self.validation),
+            "test": len(self.test),
+        }
 
     def test_prompts(self) -> list[list[dict]]:
         return [prompt_messages(c) for c in self.test]

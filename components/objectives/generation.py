@@ -84,9 +84,7 @@ def _loss_fn(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
 def _encode(tokenizer: Any, conversations: list[list[dict]], config: PipelineConfig) -> list:
     """Encoded rows; rows with nothing to train (validation reports them) are left out."""
     rows = [
-        encode_chat(
-            tokenizer, c, config.model.max_length, config.generation.train_on_prompt
-        )
+        encode_chat(tokenizer, c, config.model.max_length, config.generation.train_on_prompt)
         for c in conversations
     ]
     rows = [r for r in rows if r.trainable > 0]
@@ -222,7 +220,9 @@ class Generation:
         if sel.strategy == "auto":
             rows = _encode(tokenizer, examples.train, config)
             order = {"shuffle": True, "seed": config.training.seed, "group_by_length": True}
-            batches = list(_batches(rows, config.training.batch_size, tokenizer.pad_token_id, **order))
+            batches = list(
+                _batches(rows, config.training.batch_size, tokenizer.pad_token_id, **order)
+            )
             batches = batches[: sel.calibration_batches]
 
             def importance(modules: list) -> dict:
@@ -369,7 +369,9 @@ class Generation:
         return PyfuncSpec(
             _HERE / "generative" / "mlflow_model.py",
             generator_signature(),
-            pd.DataFrame({"prompt": [prompt_messages(c)[-1]["content"] for c in examples.test[:2]]}),
+            pd.DataFrame(
+                {"prompt": [prompt_messages(c)[-1]["content"] for c in examples.test[:2]]}
+            ),
         )
 
     def save_evidence(
