@@ -100,7 +100,7 @@ def _batches(rows: list[EncodedChat], size: int, pad_id: int, **order: Any) -> I
 def _nll(model: nn.Module, rows: list[EncodedChat], pad_id: int, size: int) -> tuple[float, int]:
     """Summed NLL of the trained tokens of `rows` and their count, in fp32 eval mode."""
     batches = _batches(rows, size, pad_id, shuffle=False, seed=0, group_by_length=True)
-    return sequence_nll(model, batches)
+    return sequence_nll(model.backbone if isinstance(model, CausalLM) else model, batches)
 
 
 class Generation:
@@ -196,7 +196,7 @@ class Generation:
         prompts = examples.test_prompts()
         zero = self._metrics(generate(model, tokenizer, prompts, settings), examples)
         rows = _encode(tokenizer, examples.test, config)
-        zero["perplexity"] = perplexity(*_nll(CausalLM(model), rows, tokenizer.pad_token_id, 16))
+        zero["perplexity"] = perplexity(*_nll(model, rows, tokenizer.pad_token_id, 16))
         metrics = {"zero-shot": zero}
         k = config.generation.few_shot
         if k:
@@ -345,7 +345,7 @@ class Generation:
         preds = generator.generate(examples.test_prompts(), _decoding(config))
         scored = self._scored(preds, examples)
         rows = _encode(generator.tokenizer, examples.test, config)
-        nll = _nll(CausalLM(generator.model), rows, generator.tokenizer.pad_token_id, 16)
+        nll = _nll(generator.model, rows, generator.tokenizer.pad_token_id, 16)
         scored.metrics["perplexity"] = perplexity(*nll)
         return scored
 
