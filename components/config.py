@@ -41,6 +41,7 @@ GENERATION_METRICS = (
 )
 MethodName = Literal[
     "lora",
+    "qlora",
     "rslora",
     "dora",
     "adalora",
@@ -56,11 +57,20 @@ MethodName = Literal[
     "head_only",
 ]
 Strategy = Literal[
-    "attention", "all_linear", "top_n_layers", "bias_only", "head_only", "auto", "all", "modules"
+    "attention",
+    "mlp",
+    "all_linear",
+    "top_n_layers",
+    "bias_only",
+    "head_only",
+    "auto",
+    "all",
+    "modules",
 ]
 # Methods that wrap the backbone in a peft model (the rest train backbone tensors directly).
 ADAPTER_METHODS = (
     "lora",
+    "qlora",
     "rslora",
     "dora",
     "adalora",
@@ -74,7 +84,7 @@ ADAPTER_METHODS = (
 # Adapter methods that add virtual tokens instead of wrapping modules (the selection is unused).
 PROMPT_METHODS = ("prompt_tuning", "prefix_tuning")
 # LoRA-family methods whose per-module rank `auto` can allocate (peft `rank_pattern`).
-RANKED_METHODS = ("lora", "rslora", "dora")
+RANKED_METHODS = ("lora", "qlora", "rslora", "dora")
 # Convenience method names that are `full` plus a fixed selection strategy.
 IMPLIED_STRATEGY = {"bitfit": "bias_only", "layer_freeze": "top_n_layers", "head_only": "head_only"}
 
@@ -212,7 +222,8 @@ class SelectionConfig(_Stage):
         "attention",
         description=(
             "Which modules (adapter methods) or parameters (`full`) are trained: `attention` "
-            "projections, `all_linear`, the `top_n_layers`, `bias_only` (BitFit), `head_only`, "
+            "projections, `mlp` (feed-forward projections), `all_linear`, the `top_n_layers`, "
+            "`bias_only` (BitFit), `head_only`, "
             "`auto` (gradient-importance under a budget), `all`, or explicit `modules`."
         ),
     )
@@ -274,7 +285,8 @@ class MethodConfig(_Stage):
     name: MethodName = Field(
         "lora",
         description=(
-            "peft adapters on the selected modules: `lora`, `rslora` (LoRA scaled by "
+            "peft adapters on the selected modules: `lora`, `qlora` (LoRA on a 4-bit base "
+            "through bitsandbytes: generation on CUDA only), `rslora` (LoRA scaled by "
             "alpha/sqrt(r)), `dora`, `adalora` (rank pruned during training), `ia3`, `loha`, "
             "`lokr`, `vera`; virtual tokens (selection unused): `prompt_tuning`, "
             "`prefix_tuning`; or train backbone tensors directly: `full` (the selection as is), "
@@ -457,6 +469,11 @@ class PipelineConfig(_Stage):
             raise ValueError(
                 f"registry.metric={self.registry.metric!r} is not a {self.task} metric; "
                 f"choose one of {list(allowed)}"
+            )
+        if self.task == "classification" and self.method.name == "qlora":
+            raise ValueError(
+                "method.name='qlora' loads a causal LM base in 4 bits: it is for task=generation "
+                "(a classifier's small encoder gains nothing from it; use lora)"
             )
         if self.task == "generation" and self.method.name == "head_only":
             raise ValueError(

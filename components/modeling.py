@@ -174,23 +174,48 @@ def count_parameters(module: nn.Module) -> tuple[int, int]:
 # --------------------------------------------------------------------------- bundles
 
 
-def save_bundle(model: PooledClassifier, folder: Path, manifest: dict[str, Any]) -> Path:
-    """Write the trained part of `model` (adapter or changed tensors) and its head to `folder`."""
+def save_trained_weights(backbone: nn.Module, folder: Path) -> str:
+    """Write what training changed in `backbone` to `folder`: its peft adapter (`adapter/`),
+    or the trainable tensors (`backbone_delta.safetensors`). Returns the bundle's `weights`
+    kind: "adapter", "delta", or "none" when nothing in it was trained."""
     from peft import PeftModel
 
+    if isinstance(backbone, PeftModel):
+        backbone.save_pretrained(folder / "adapter", safe_serialization=True)
+        return "adapter"
+    trained = {
+        n: p.detach().contiguous() for n, p in backbone.named_parameters() if p.requires_grad
+    }
+    if trained:
+        save_file(trained, str(folder / "backbone_delta.safetensors"))
+    return "delta" if trained else "none"
+
+
+def load_trained_weights(backbone: nn.Module, folder: Path, kind: str, merge: bool) -> nn.Module:
+    """`backbone` with the bundle's trained weights (`save_trained_weights`) applied; `merge`
+    folds an adapter into the base layers."""
+    from peft import PeftModel
+
+    if kind == "adapter":
+        backbone = PeftModel.from_pretrained(backbone, str(folder / "adapter"))
+        if merge and hasattr(backbone, "merge_and_unload"):
+            backbone = backbone.merge_and_unload()
+    elif kind == "delta":
+        delta = load_file(str(folder / "backbone_delta.safetensors"))
+        missing = set(delta) - {n for n, _ in backbone.named_parameters()}
+        if missing:
+            raise ModelLoadError(
+                f"bundle {folder} does not fit its base model: {sorted(missing)[:3]}"
+            )
+        backbone.load_state_dict(delta, strict=False)
+    return backbone
+
+
+def save_bundle(model: PooledClassifier, folder: Path, manifest: dict[str, Any]) -> Path:
+    """Write the trained part of `model` (adapter or changed tensors) and its head to `folder`."""
+
     folder.mkdir(parents=True, exist_ok=True)
-    if isinstance(model.backbone, PeftModel):
-        model.backbone.save_pretrained(folder / "adapter", safe_serialization=True)
-        kind = "adapter"
-    else:
-        trained = {
-            n: p.detach().contiguous()
-            for n, p in model.backbone.named_parameters()
-            if p.requires_grad
-        }
-        if trained:
-            save_file(trained, str(folder / "backbone_delta.safetensors"))
-        kind = "delta" if trained else "none"
+    kind = save_trained_weights(model.backbone, folder)
     save_file(
         {k: v.detach().contiguous() for k, v in model.head.state_dict().items()},
         str(folder / "head.safetensors"),
@@ -268,24 +293,11 @@ class TextClassifier:
 
 def load_bundle(folder: Path, merge: bool = True) -> TextClassifier:
     """Rebuild a classifier from a bundle; `merge` folds LoRA weights into the base layers."""
-    from peft import PeftModel
-
     folder = Path(folder)
     manifest = read_manifest(folder)
     refuse_pickled_weights(folder, f"model bundle {folder}")
     backbone, tokenizer, _ = load_backbone(manifest["base_model"])
-    if manifest["weights"] == "adapter":
-        backbone = PeftModel.from_pretrained(backbone, str(folder / "adapter"))
-        if merge and hasattr(backbone, "merge_and_unload"):
-            backbone = backbone.merge_and_unload()
-    elif manifest["weights"] == "delta":
-        delta = load_file(str(folder / "backbone_delta.safetensors"))
-        missing = set(delta) - {n for n, _ in backbone.named_parameters()}
-        if missing:
-            raise ModelLoadError(
-                f"bundle {folder} does not fit its base model: {sorted(missing)[:3]}"
-            )
-        backbone.load_state_dict(delta, strict=False)
+    backbone = load_trained_weights(backbone, folder, manifest["weights"], merge)
     model = PooledClassifier(backbone, len(manifest["labels"]), manifest["pooling"])
     model.head.load_state_dict(load_file(str(folder / "head.safetensors")))
     return TextClassifier(model, tokenizer, manifest)

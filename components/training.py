@@ -486,22 +486,35 @@ def train_classifier(
     return TrainResult.from_fitted(fitted, bundle)
 
 
-def training_key(config: PipelineConfig, train: TextSplit, validation: TextSplit) -> str:
-    """Identifies a training job by everything that determines its result (the data and the
-    data/model/selection/method/training config), so a re-run after a crash finds and resumes
+# generation settings that only decide how a trained model is evaluated
+_EVALUATION_ONLY = ("max_new_tokens", "few_shot", "expect_json", "max_label_set")
+
+
+def job_key(config: PipelineConfig, content: Iterable[str], sections: set[str]) -> str:
+    """Identifies a training job by everything that determines its result (the data's
+    `content` lines and the config's `sections`), so a re-run after a crash finds and resumes
     the same checkpoints, and a finished identical job is not recomputed."""
     import hashlib
 
-    relevant = config.model_dump(
-        mode="json", include={"data", "model", "selection", "method", "training"}
-    )
+    relevant = config.model_dump(mode="json", include=sections)
     relevant["data"].pop("path", None)  # the content below identifies the data
     relevant["data"].pop("rev", None)
     # recomputes the same activations: memory, not the result (tests/test_training.py)
     relevant["training"].pop("gradient_checkpointing", None)
     # fast_dropout stays: on CPU it draws other masks, so another result (CUDA ignores it)
+    for key in _EVALUATION_ONLY:
+        relevant.get("generation", {}).pop(key, None)
     digest = hashlib.sha256(json.dumps(relevant, sort_keys=True).encode())
-    for split in (train, validation):
-        for text, label in zip(split.texts, split.label_ids, strict=True):
-            digest.update(f"{label}\t{text}\n".encode())
+    for line in content:
+        digest.update(f"{line}\n".encode())
     return digest.hexdigest()[:20]
+
+
+def training_key(config: PipelineConfig, train: TextSplit, validation: TextSplit) -> str:
+    """`job_key` of a classifier: its training and validation texts and labels."""
+    lines = (
+        f"{label}\t{text}"
+        for split in (train, validation)
+        for text, label in zip(split.texts, split.label_ids, strict=True)
+    )
+    return job_key(config, lines, {"data", "model", "selection", "method", "training"})

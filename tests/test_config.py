@@ -99,3 +99,16 @@ def test_flow_parameters_render_as_a_typed_form():
     training = definitions["TrainingConfig"]["properties"]
     assert training["learning_rate"]["exclusiveMinimum"] == 0
     assert schema["properties"]["config"]["default"]["domain"] == "finance"
+
+
+def test_generation_config_defaults_and_refusals():
+    from components.config import DEFAULT_GENERATIVE_MODEL, ConfigError, build_config
+
+    config = build_config({"task": "generation", "registry": {"metric": "token_f1"}})
+    assert config.model.base_model == DEFAULT_GENERATIVE_MODEL  # not the encoder default
+    with pytest.raises(ConfigError, match="not a classification metric"):
+        build_config({"registry": {"metric": "rouge_l"}})
+    with pytest.raises(ConfigError, match="qlora"):
+        build_config({"method": {"name": "qlora"}})
+    for preset in ("finance-assistant", "healthcare-assistant"):
+        assert load_preset(preset).task == "generation"

@@ -1,5 +1,6 @@
 """Metrics, the confusion-matrix image, the comparison table and the run summary."""
 
+import numpy as np
 import pytest
 
 from components.evaluation import (
@@ -71,3 +72,19 @@ def test_summary_and_model_card_say_what_happened():
         assert needle in text
     assert "| fine-tuned |" in model_card(s)
     assert "samples/s, bf16 on cpu" in model_card(s)
+
+
+def test_paired_bootstrap_brackets_the_difference_and_is_reproducible():
+    from components.evaluation import paired_bootstrap
+
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 3, 200).tolist()
+    a = [t if rng.random() < 0.9 else (t + 1) % 3 for t in truth]  # ~0.9 accuracy
+    b = [t if rng.random() < 0.6 else (t + 1) % 3 for t in truth]  # ~0.6
+    accuracy = lambda p, r: float(np.mean(np.array(p) == np.array(r)))  # noqa: E731
+    result = paired_bootstrap(accuracy, a, b, truth, n_resamples=500, seed=1)
+    assert result["low"] < result["mean_diff"] < result["high"]
+    assert result["low"] > 0.15 and result["high"] < 0.45
+    assert paired_bootstrap(accuracy, a, b, truth, n_resamples=500, seed=1) == result
+    same = paired_bootstrap(accuracy, a, a, truth, n_resamples=200)
+    assert same == {"mean_diff": 0.0, "low": 0.0, "high": 0.0}

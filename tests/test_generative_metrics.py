@@ -16,7 +16,6 @@ from components.generative.metrics import (
     json_metrics,
     label_metrics,
     normalize,
-    paired_bootstrap,
     per_example_scores,
     perplexity,
     rouge_l,
@@ -160,32 +159,3 @@ def test_generation_metrics_is_flat_and_has_invalid_output_rate_always():
     assert j["field.intent.macro_f1"] == pytest.approx((1 / 2 + 2 / 3) / 2)
     with pytest.raises(ValueError, match="cannot both"):
         generation_metrics(preds, refs, labels=LABELS, expect_json=True)
-
-
-def test_paired_bootstrap_interval_contains_the_true_difference():
-    rng = np.random.default_rng(1)
-    b = rng.uniform(0.2, 0.8, size=400)
-    a = b + 0.1 + rng.normal(0, 0.2, size=400)  # true mean difference 0.1
-    result = paired_bootstrap(list(a), list(b), seed=3)
-    assert result["low"] < 0.1 < result["high"]
-    assert result["low"] < result["mean_diff"] < result["high"]
-    assert result["mean_diff"] == pytest.approx(float(np.mean(a - b)))
-    assert paired_bootstrap(list(a), list(b), seed=3) == result  # seeded: reproducible
-
-
-def test_paired_bootstrap_is_narrow_when_a_beats_b_everywhere():
-    rng = np.random.default_rng(2)
-    b = rng.uniform(0, 0.5, size=200)
-    a = b + 0.5 + rng.uniform(0, 0.01, size=200)
-    result = paired_bootstrap(list(a), list(b))
-    assert 0.5 < result["low"] < result["high"] < 0.51
-    # The pairing matters: unpaired, the spread of b itself would widen the interval.
-    assert result["high"] - result["low"] < 0.003
-    # Identical differences: every resample has the same mean.
-    assert paired_bootstrap([1.0, 1.0, 1.0], [0.0, 0.0, 0.0]) == {
-        "mean_diff": 1.0,
-        "low": 1.0,
-        "high": 1.0,
-    }
-    with pytest.raises(ValueError):
-        paired_bootstrap([1.0], [1.0, 2.0])

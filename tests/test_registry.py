@@ -145,3 +145,20 @@ def test_withdraw_puts_the_aliases_back_and_deletes_the_version(workspace, bundl
     assert done == ["@challenger removed (it named no other version before)", f"v{v4} deleted"]
     assert registry.get_alias_version("m", registry.CHAMPION) == v2
     assert registry.get_alias_version("m", registry.CHALLENGER) is None
+
+
+@pytest.mark.parametrize(
+    ("interval", "promote"),
+    [
+        ({"mean_diff": 0.05, "low": 0.01, "high": 0.09}, True),  # the lower bound clears 0
+        ({"mean_diff": 0.05, "low": -0.01, "high": 0.11}, False),  # it could be no better
+        (None, False),  # a champion without an interval is never passed over
+    ],
+)
+def test_promotion_with_a_bootstrap_interval_looks_at_its_lower_bound(interval, promote):
+    policy = RegistryConfig(bootstrap_confidence=0.95)
+    decision = registry.decide_promotion(
+        _metrics(0.9, 0.9), None, _metrics(0.85, 0.85), policy, interval
+    )
+    assert decision.promote is promote
+    assert any("CI" in r or "bootstrap" in r for r in decision.reasons)

@@ -57,8 +57,10 @@ def smollm2_tokenizer() -> Any:
     return AutoTokenizer.from_pretrained(str(folder), gguf_file=filename)
 
 
-def tiny_causal_lm(folder: Path, seed: int = 0) -> Path:
-    """A 2-layer, 32-wide LlamaForCausalLM with random weights and SmolLM2's tokenizer."""
+def tiny_causal_lm(folder: Path, seed: int = 0, initializer_range: float = 0.02) -> Path:
+    """A 2-layer, 32-wide LlamaForCausalLM with random weights and SmolLM2's tokenizer.
+    A large `initializer_range` (0.5) makes greedy outputs depend on the prompt (at 0.02
+    every prompt yields the same tokens)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     tokenizer = smollm2_tokenizer()
@@ -76,6 +78,7 @@ def tiny_causal_lm(folder: Path, seed: int = 0) -> Path:
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
+        initializer_range=initializer_range,
     )
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from components.generative.decoding import DecodingSettings, generate
@@ -23,8 +22,10 @@ from components.modeling import (
     BUNDLE_FORMAT,
     MANIFEST,
     ModelLoadError,
+    load_trained_weights,
     read_manifest,
     refuse_pickled_weights,
+    save_trained_weights,
 )
 
 
@@ -56,21 +57,8 @@ def save_generative_bundle(
     model: CausalLM, tokenizer: Any, folder: Path, manifest: dict[str, Any]
 ) -> Path:
     """Write the trained part of `model`, the tokenizer and the manifest to `folder`."""
-    from peft import PeftModel
-
     folder.mkdir(parents=True, exist_ok=True)
-    if isinstance(model.backbone, PeftModel):
-        model.backbone.save_pretrained(folder / "adapter", safe_serialization=True)
-        kind = "adapter"
-    else:
-        trained = {
-            n: p.detach().contiguous()
-            for n, p in model.backbone.named_parameters()
-            if p.requires_grad
-        }
-        if trained:
-            save_file(trained, str(folder / "backbone_delta.safetensors"))
-        kind = "delta" if trained else "none"
+    kind = save_trained_weights(model.backbone, folder)
     tokenizer.save_pretrained(folder / "tokenizer")
     data = {
         **manifest,
@@ -106,7 +94,6 @@ class Generator:
 def load_generative_bundle(folder: Path, merge: bool = True) -> Generator:
     """Rebuild the generator of a bundle: the base model, the adapter (merged into the base
     layers with `merge`) or changed tensors, and the bundle's own tokenizer and template."""
-    from peft import PeftModel
     from transformers import AutoTokenizer
 
     folder = Path(folder)
@@ -116,17 +103,6 @@ def load_generative_bundle(folder: Path, merge: bool = True) -> Generator:
     tokenizer = AutoTokenizer.from_pretrained(str(folder / "tokenizer"))
     if template_hash(tokenizer) != manifest["chat_template_hash"]:
         raise ModelLoadError(f"bundle {folder}: its tokenizer's chat template was changed")
-    if manifest["weights"] == "adapter":
-        backbone = PeftModel.from_pretrained(backbone, str(folder / "adapter"))
-        if merge and hasattr(backbone, "merge_and_unload"):
-            backbone = backbone.merge_and_unload()
-    elif manifest["weights"] == "delta":
-        delta = load_file(str(folder / "backbone_delta.safetensors"))
-        missing = set(delta) - {n for n, _ in backbone.named_parameters()}
-        if missing:
-            raise ModelLoadError(
-                f"bundle {folder} does not fit its base model: {sorted(missing)[:3]}"
-            )
-        backbone.load_state_dict(delta, strict=False)
+    backbone = load_trained_weights(backbone, folder, manifest["weights"], merge)
     backbone.config.pad_token_id = tokenizer.pad_token_id
     return Generator(backbone, tokenizer, manifest)

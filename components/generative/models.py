@@ -156,7 +156,28 @@ def chat_template_source(tokenizer: Any) -> str:
     return f"peftops:{mark}" if mark else "model"
 
 
-def load_causal_lm(reference: str) -> tuple[nn.Module, Any, ResolvedModel]:
+def check_4bit() -> None:
+    """Raise MethodError unless a 4-bit (QLoRA) base can be loaded here: bitsandbytes' 4-bit
+    kernels need a CUDA GPU."""
+    import torch
+
+    from components.methods import MethodError
+
+    if not torch.cuda.is_available():
+        raise MethodError(
+            "method 'qlora' loads the base model in 4 bits through bitsandbytes, which needs a "
+            "CUDA GPU, and this machine has none: use method.name=lora (the same adapter on a "
+            "full-precision base)"
+        )
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise MethodError("method 'qlora' needs bitsandbytes: pip install bitsandbytes") from None
+
+
+def load_causal_lm(
+    reference: str, *, quantize_4bit: bool = False
+) -> tuple[nn.Module, Any, ResolvedModel]:
     """An fp32 AutoModelForCausalLM and its tokenizer, which has a pad token (eos if it had
     none) and a chat template (`ensure_chat_template`). The model's train/eval mode is left as
     transformers returns it; the caller sets it."""
@@ -168,7 +189,22 @@ def load_causal_lm(reference: str) -> tuple[nn.Module, Any, ResolvedModel]:
     resolved = resolve_causal_lm(reference)
     try:
         tokenizer = AutoTokenizer.from_pretrained(resolved.location)
-        model = AutoModelForCausalLM.from_pretrained(resolved.location, dtype=torch.float32)
+        if quantize_4bit:  # QLoRA: an NF4 base, bf16 compute; only the adapter trains
+            from peft import prepare_model_for_kbit_training
+            from transformers import BitsAndBytesConfig
+
+            check_4bit()
+            quantization = BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_compute_dtype=torch.bfloat16,
+            )
+            model = AutoModelForCausalLM.from_pretrained(
+                resolved.location, quantization_config=quantization, device_map={"": 0}
+            )
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(resolved.location, dtype=torch.float32)
     except OSError as err:
         # same wording as components.modeling.load_backbone
         offline = os.environ.get("HF_HUB_OFFLINE") == "1"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
+from components.generative.templating import prompt_messages
+
 
 def _split(conversation: list[dict]) -> tuple[list[dict], list[dict]]:
     """(system messages, the other turns)."""
@@ -12,15 +14,7 @@ def _split(conversation: list[dict]) -> tuple[list[dict], list[dict]]:
     return system, [m for m in conversation if m.get("role") != "system"]
 
 
-def prompt_turns(conversation: list[dict]) -> list[dict]:
-    """The conversation without its trailing assistant turn(s): what the model is asked."""
-    end = len(conversation)
-    while end and conversation[end - 1].get("role") == "assistant":
-        end -= 1
-    return list(conversation[:end])
-
-
-def response_of(conversation: list[dict]) -> str:
+def _answer(conversation: list[dict]) -> str:
     """The final assistant turn's content ("" when the conversation does not end with one)."""
     if conversation and conversation[-1].get("role") == "assistant":
         return str(conversation[-1].get("content", ""))
@@ -31,7 +25,7 @@ def few_shot(conversation: list[dict], shots: list[list[dict]]) -> list[dict]:
     """The test conversation's prompt preceded by solved examples as earlier user/assistant
     turns. The system message comes first, once: the test conversation's, else the first
     shot's. A reference answer at the end of `conversation` is dropped."""
-    system, turns = _split(prompt_turns(conversation))
+    system, turns = _split(prompt_messages(conversation))
     messages: list[dict] = []
     for i, shot in enumerate(shots):
         shot_system, shot_turns = _split(shot)
@@ -56,8 +50,8 @@ def pick_shots(
     fewer solved conversations."""
     if k <= 0:
         return []
-    label = labels_of or response_of
-    solved = [i for i, conv in enumerate(train) if response_of(conv)]
+    label = labels_of or _answer
+    solved = [i for i, conv in enumerate(train) if _answer(conv)]
     random.Random(seed).shuffle(solved)
     groups: dict[str, list[int]] = {}
     for i in solved:

@@ -308,9 +308,12 @@ def _last_assistant(messages: list[dict]) -> int | None:
 
 
 def prompt_messages(messages: list[dict]) -> list[dict]:
-    """What to generate from: the messages before the last assistant turn."""
-    last = _last_assistant(messages)
-    return list(messages if last is None else messages[:last])
+    """What to generate from: the conversation without its trailing assistant turn(s) (a
+    conversation that already ends with the user's turn is returned as it is)."""
+    end = len(messages)
+    while end and messages[end - 1].get("role") == "assistant":
+        end -= 1
+    return list(messages[:end])
 
 
 def reference(messages: list[dict]) -> str:

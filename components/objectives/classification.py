@@ -13,7 +13,7 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score
 
 from components.baseline import run_baseline
-from components.config import PipelineConfig
+from components.config import CLASSIFICATION_METRICS, PipelineConfig
 from components.evaluation import (
     classification_metrics,
     ids_from_names,
@@ -36,7 +36,7 @@ def with_min_recall(metrics: dict) -> dict:
 
 class Classification:
     name: ClassVar[str] = "classification"
-    metrics: ClassVar[tuple[str, ...]] = ("accuracy", "macro_f1")
+    metrics: ClassVar[tuple[str, ...]] = CLASSIFICATION_METRICS
     shown: ClassVar[tuple[str, ...]] = ("accuracy", "macro_f1", "min_recall")
 
     @staticmethod

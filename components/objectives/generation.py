@@ -6,7 +6,6 @@ greedy decoding for evaluation; baselines are the base model zero-shot and few-s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -19,7 +18,7 @@ import torch
 from torch import nn
 
 from components.batching import batch_order
-from components.config import PipelineConfig
+from components.config import GENERATION_METRICS, PipelineConfig
 from components.errors import DataLoadError
 from components.generative.bundle import (
     CausalLM,
@@ -31,6 +30,7 @@ from components.generative.decoding import DecodingSettings, generate, sequence_
 from components.generative.examples import ChatExamples, closed_label_set, frames_to_messages
 from components.generative.metrics import generation_metrics, perplexity
 from components.generative.models import (
+    check_4bit,
     ensure_chat_template,
     load_causal_lm,
     resolve_causal_lm,
@@ -51,12 +51,21 @@ from components.objectives.base import Baselines, EpochCallback, PyfuncSpec, Sco
 from components.selection import Selection, select_parameters
 from components.selection.apply import apply_selection
 from components.selection.importance import importance_table
-from components.training import Fitted, Recipe, TrainResult, fit, head_and_body_groups
+from components.training import (
+    Fitted,
+    Recipe,
+    TrainResult,
+    fit,
+    head_and_body_groups,
+    job_key,
+)
 from components.validation import ValidationReport
 from components.validation.generative import validate_chat_splits
 
 _HERE = Path(__file__).resolve().parent.parent
-_SHOWN_ALWAYS = ("exact_match", "token_f1", "rouge_l", "invalid_output_rate", "perplexity")
+
+
+PREVIEW_EXAMPLES = 3  # training examples shown with their trained tokens marked
 
 
 def load_tokenizer(reference: str) -> Any:
@@ -105,26 +114,8 @@ def _nll(model: nn.Module, rows: list[EncodedChat], pad_id: int, size: int) -> t
 
 class Generation:
     name: ClassVar[str] = "generation"
-    metrics: ClassVar[tuple[str, ...]] = (
-        "exact_match",
-        "token_f1",
-        "rouge_l",
-        "accuracy",
-        "macro_f1",
-        "json_valid_rate",
-        "all_fields_accuracy",
-    )
-    shown: ClassVar[tuple[str, ...]] = (
-        "exact_match",
-        "token_f1",
-        "rouge_l",
-        "accuracy",
-        "macro_f1",
-        "json_valid_rate",
-        "all_fields_accuracy",
-        "invalid_output_rate",
-        "perplexity",
-    )
+    metrics: ClassVar[tuple[str, ...]] = GENERATION_METRICS
+    shown: ClassVar[tuple[str, ...]] = (*GENERATION_METRICS, "invalid_output_rate", "perplexity")
 
     # ------------------------------------------------------------------ data
 
@@ -164,11 +155,11 @@ class Generation:
             system_prompt=config.data.system_prompt,
         )
 
-    def preview(self, examples: ChatExamples, config: PipelineConfig, count: int = 3) -> str:
+    def preview(self, examples: ChatExamples, config: PipelineConfig) -> str:
         """A few training examples with the tokens the loss is taken on in [[...]]."""
         tokenizer = load_tokenizer(config.model.base_model)
         parts = ["# Trained tokens", "Tokens inside [[...]] are trained; the rest is context."]
-        for i, conversation in enumerate(examples.train[:count], start=1):
+        for i, conversation in enumerate(examples.train[:PREVIEW_EXAMPLES], start=1):
             encoded = encode_chat(
                 tokenizer, conversation, config.model.max_length, config.generation.train_on_prompt
             )
@@ -213,6 +204,8 @@ class Generation:
     def select(
         self, examples: ChatExamples, baselines: Baselines, config: PipelineConfig
     ) -> Selection:
+        if config.method.name == "qlora":
+            check_4bit()  # before anything loads: refused on a machine without CUDA
         backbone, tokenizer, _ = load_causal_lm(config.model.base_model)
         model = CausalLM(backbone)
         sel = config.selection
@@ -240,19 +233,13 @@ class Generation:
     # ------------------------------------------------------------------ training
 
     def training_key(self, examples: ChatExamples, config: PipelineConfig) -> str:
-        relevant = config.model_dump(
-            mode="json", include={"data", "model", "selection", "method", "training", "generation"}
+        lines = (
+            json.dumps(c, sort_keys=True)
+            for split in (examples.train, examples.validation)
+            for c in split
         )
-        relevant["data"].pop("path", None)
-        relevant["data"].pop("rev", None)
-        relevant["training"].pop("gradient_checkpointing", None)
-        for key in ("max_new_tokens", "few_shot", "expect_json", "max_label_set"):
-            relevant["generation"].pop(key, None)  # evaluation settings, not training
-        digest = hashlib.sha256(json.dumps(relevant, sort_keys=True).encode())
-        for split in (examples.train, examples.validation):
-            for conversation in split:
-                digest.update(json.dumps(conversation, sort_keys=True).encode() + b"\n")
-        return digest.hexdigest()[:20]
+        sections = {"data", "model", "selection", "method", "training", "generation"}
+        return job_key(config, lines, sections)
 
     def train(
         self,
@@ -268,7 +255,9 @@ class Generation:
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
         torch.manual_seed(cfg.seed)
-        backbone, tokenizer, resolved = load_causal_lm(config.model.base_model)
+        backbone, tokenizer, resolved = load_causal_lm(
+            config.model.base_model, quantize_4bit=config.method.name == "qlora"
+        )
         pad_id = tokenizer.pad_token_id
         train_rows = _encode(tokenizer, examples.train, config)
         val_rows = _encode(tokenizer, examples.validation, config)

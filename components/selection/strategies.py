@@ -37,6 +37,8 @@ _RANK_METHODS = (*RANKED_METHODS, "adalora", "loha", "lokr", "vera")
 def _pick(strategy: str, modules: list[ModuleInfo], cfg: SelectionConfig) -> list[ModuleInfo]:
     if strategy == "attention":
         return [m for m in modules if m.kind == "attention"]
+    if strategy == "mlp":
+        return [m for m in modules if m.kind == "feed_forward"]
     if strategy in ("all_linear", "all"):
         return list(modules)
     if strategy == "top_n_layers":

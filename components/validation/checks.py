@@ -40,14 +40,16 @@ class Context:
 
 
 def text_exists(c: Context) -> Check:
-    return _column_exists("text_exists", c, c.text)
+    return column_exists("text_exists", c.gxe, c.text)
 
 
 def label_exists(c: Context) -> Check:
-    return _column_exists("label_exists", c, c.label)
+    return column_exists("label_exists", c.gxe, c.label)
 
 
-def _column_exists(key: str, c: Context, column: str) -> Check:
+def column_exists(key: str, gxe: Any, column: str) -> Check:
+    """`column` is present (the checks on it are skipped, and say so, when it is not)."""
+
     def describe(split: Split, info: dict) -> str:
         found = ", ".join(repr(name) for name in split.columns) or "none"
         return (
@@ -57,7 +59,7 @@ def _column_exists(key: str, c: Context, column: str) -> Check:
 
     return Check(
         key,
-        c.gxe.ExpectColumnToExist(column=column),
+        gxe.ExpectColumnToExist(column=column),
         f"required column {column!r} present",
         column,
         requires=(),
@@ -65,7 +67,8 @@ def _column_exists(key: str, c: Context, column: str) -> Check:
     )
 
 
-def rows(c: Context) -> Check:
+def rows(c: Context | Any) -> Check:
+    """The split has rows (any suite's context with `gxe`)."""
     return Check(
         "rows",
         c.gxe.ExpectTableRowCountToBeBetween(min_value=1),

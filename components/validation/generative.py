@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from components.config import ValidationConfig
+from components.validation.checks import column_exists, rows
 from components.validation.engine import (
     Check,
     Split,
@@ -197,31 +198,7 @@ class _Context:
 
 
 def messages_exists(c: _Context) -> Check:
-    def describe(split: Split, info: dict) -> str:
-        found = ", ".join(repr(name) for name in split.columns) or "none"
-        return (
-            f"required column {MESSAGES!r} is missing (columns found: {found}); "
-            f"the checks on {MESSAGES!r} were skipped"
-        )
-
-    return Check(
-        "messages_exists",
-        c.gxe.ExpectColumnToExist(column=MESSAGES),
-        f"required column {MESSAGES!r} present",
-        MESSAGES,
-        requires=(),
-        describe=describe,
-    )
-
-
-def rows(c: _Context) -> Check:
-    return Check(
-        "rows",
-        c.gxe.ExpectTableRowCountToBeBetween(min_value=1),
-        "split has at least 1 row",
-        None,
-        describe=lambda split, info: "split is empty (0 rows; header-only or empty file)",
-    )
+    return column_exists("messages_exists", c.gxe, MESSAGES)
 
 
 def well_formed(c: _Context) -> Check:

@@ -1,0 +1,64 @@
+"""The task-type seam: each objective implements the whole `Objective` interface, is chosen
+by `config.task`, and shows what it trains on."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from components.config import apply_overrides, load_preset
+from components.objectives import objective_for
+from components.objectives.base import Objective
+from conftest import DATA
+
+
+@pytest.mark.parametrize("task", ["classification", "generation"])
+def test_each_objective_implements_the_whole_interface(task):
+    objective = objective_for(task)
+    assert objective.name == task
+    wanted = {
+        n for n, f in vars(Objective).items() if inspect.isfunction(f) and not n.startswith("_")
+    }
+    assert len(wanted) >= 12
+    for name in wanted:
+        theirs = getattr(type(objective), name)
+        ours = getattr(Objective, name)
+        assert list(inspect.signature(theirs).parameters) == list(
+            inspect.signature(ours).parameters
+        ), name
+    assert set(objective.metrics) <= set(objective.shown)
+
+
+def test_unknown_task_is_refused():
+    with pytest.raises(ValueError, match="unknown task type"):
+        objective_for("regression")
+
+
+def test_generation_preview_marks_only_the_answers(tiny_causal_lm):
+    from components.data import load_splits
+
+    config = apply_overrides(
+        load_preset("finance-assistant"),
+        [f"data.path={DATA / 'finance-assistant'}", f"model.base_model={tiny_causal_lm}"],
+    )
+    objective = objective_for(config)
+    raw = load_splits(config.data, DATA.parent)
+    examples = objective.prepare(raw.frames, config)
+    assert examples.expect_json and examples.labels is None
+    preview = objective.preview(examples, config)
+    first = examples.train[0]
+    assert f"[[{first[-1]['content']}<|im_end|>]]" in preview  # the answer and its end marker
+    assert f"[[{first[1]['content']}" not in preview  # never the customer's message
+
+
+def test_a_closed_set_of_answers_is_scored_as_labels():
+    from components.generative.examples import closed_label_set
+
+    def conv(answer):
+        return [{"role": "user", "content": "q"}, {"role": "assistant", "content": answer}]
+
+    train = [conv(a) for a in ("yes", "no", "maybe", "no")]
+    assert closed_label_set(train, [conv("no")], 50) == ["maybe", "no", "yes"]
+    assert closed_label_set(train, [conv("perhaps")], 50) is None  # a test answer outside it
+    assert closed_label_set(train, [conv("no")], 2) is None  # too many distinct answers
