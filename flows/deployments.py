@@ -13,39 +13,49 @@ from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLi
 from components.config import apply_overrides, load_preset
 from flows.pipeline import finance, healthcare
 
-SCHEDULES = {"finance": "0 3 * * 1", "healthcare": "0 4 * * 1"}  # Mondays, 03:00 / 04:00 UTC
+# preset -> weekly cron (Mondays, UTC); the assistants run through their domain's flow
+SCHEDULES = {
+    "finance": "0 3 * * 1",
+    "healthcare": "0 4 * * 1",
+    "finance-assistant": "0 5 * * 1",
+    "healthcare-assistant": "0 6 * * 1",
+}
 FLOWS = {"finance": finance, "healthcare": healthcare}
+DEPLOYED = tuple(SCHEDULES)
 
 
 def build_deployments(
     schedules: bool = True,
-    domains: Sequence[str] = ("finance", "healthcare"),
+    domains: Sequence[str] = DEPLOYED,
     overrides: Sequence[str] = (),
 ) -> list:
-    """RunnerDeployments for `prefect.serve`; scheduled runs pass force=false (skip when
-    nothing changed); `ENQUEUE` makes a second run of a domain wait for the first.
+    """RunnerDeployments for `prefect.serve`, one per preset in `domains`, named
+    `<preset>-retrain`; scheduled runs pass force=false (skip when nothing changed);
+    `ENQUEUE` makes a second run of a deployment wait for the first.
 
-    `overrides` (`key.path=value`, as `peftops run --set`) are applied to each domain's preset
-    and stored as the deployment's default `config`, so scheduled runs and the UI form start
-    from them; without overrides the flow's own default (the preset) is used."""
+    `overrides` (`key.path=value`, as `peftops run --set`) are applied to each preset and
+    stored as the deployment's default `config`, so scheduled runs and the UI form start from
+    them; without overrides a classifier preset uses its flow's own default (the preset), and
+    an assistant preset stores itself as the default."""
     limit = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
-    unknown = sorted(set(domains) - set(FLOWS))
+    unknown = sorted(set(domains) - set(SCHEDULES))
     if unknown:
-        raise ValueError(f"no deployment for {unknown}; choose from {sorted(FLOWS)}")
+        raise ValueError(f"no deployment for {unknown}; choose from {sorted(SCHEDULES)}")
     out = []
-    for domain in domains:
+    for preset in domains:
+        config = load_preset(preset)
         parameters: dict = {"force": False}
-        if overrides:
-            config = apply_overrides(load_preset(domain), list(overrides))
+        if overrides or preset != config.domain:
+            config = apply_overrides(config, list(overrides))
             parameters["config"] = config.model_dump(mode="json")
         out.append(
-            FLOWS[domain].to_deployment(
-                name=f"{domain}-retrain",
-                cron=SCHEDULES[domain] if schedules else None,
+            FLOWS[config.domain].to_deployment(
+                name=f"{preset}-retrain",
+                cron=SCHEDULES[preset] if schedules else None,
                 parameters=parameters,
                 concurrency_limit=limit,
-                tags=["peftops", domain],
-                description=f"Scheduled retraining of the {domain} model (skips unchanged inputs).",
+                tags=["peftops", config.domain, config.task],
+                description=f"Scheduled retraining of the {preset} model (skips unchanged inputs).",
             )
         )
     return out

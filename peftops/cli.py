@@ -311,7 +311,7 @@ def serve(
     ] = False,
     domain: Annotated[
         list[str] | None,
-        typer.Option(help="Serve only this domain's deployment (repeatable; default: all)."),
+        typer.Option(help="Serve only this preset's deployment (repeatable; default: all)."),
     ] = None,
     set_: Annotated[
         list[str] | None,
@@ -330,11 +330,11 @@ def serve(
     from components.config import ConfigError
 
     try:
-        from flows.deployments import build_deployments
+        from flows.deployments import DEPLOYED, build_deployments
 
         deployments = build_deployments(
             schedules=not no_schedules,
-            domains=list(domain or ("finance", "healthcare")),
+            domains=list(domain or DEPLOYED),
             overrides=list(set_ or []),
         )
     except (ConfigError, ValueError) as err:
@@ -353,7 +353,7 @@ def server(
         bool, typer.Option(help="Register the deployments without their cron schedules.")
     ] = False,
     domain: Annotated[
-        list[str] | None, typer.Option(help="Serve only this domain (repeatable).")
+        list[str] | None, typer.Option(help="Serve only this preset's deployment (repeatable).")
     ] = None,
     set_: Annotated[
         list[str] | None,
@@ -365,13 +365,14 @@ def server(
     _quiet_environment()
     from components import tracking
     from components.config import ConfigError, apply_overrides, load_preset
+    from flows.deployments import DEPLOYED
     from peftops.server import ServiceError, run_local_stack
 
-    domains = list(domain or ("finance", "healthcare"))
-    try:  # fail here, before starting anything, on a bad domain or override
+    domains = list(domain or DEPLOYED)
+    try:  # fail here, before starting anything, on a bad preset or override
         for name in domains:
-            if name not in ("finance", "healthcare"):
-                raise ConfigError(f"no deployment for {name!r}; choose finance or healthcare")
+            if name not in DEPLOYED:
+                raise ConfigError(f"no deployment for {name!r}; choose one of {list(DEPLOYED)}")
             apply_overrides(load_preset(name), list(set_ or []))
     except ConfigError as err:
         raise _fail(str(err), EXIT_CONFIG) from None

@@ -214,7 +214,7 @@ def run_local_stack(
     tracking_uri: str,
     project: Path,
     schedules: bool = True,
-    domains: Sequence[str] = ("finance", "healthcare"),
+    domains: Sequence[str] = ("finance", "healthcare", "finance-assistant", "healthcare-assistant"),
     overrides: Sequence[str] = (),
     echo=print,
 ) -> int:

@@ -87,8 +87,9 @@ def evaluate(
     )
     shown = objective.shown
     for prefix, m in (("test", result.metrics), ("champion", result.champion)):
-        if m:
-            tracking.log_metrics(run_id, {f"{prefix}.{k}": m[k] for k in shown if k in m})
+        if m:  # every scalar (per-field scores too); per-class tables go to artifacts
+            scalars = {k: v for k, v in m.items() if isinstance(v, int | float)}
+            tracking.log_metrics(run_id, {f"{prefix}.{k}": v for k, v in scalars.items()})
     if bootstrap is not None:
         tracking.log_metrics(run_id, {f"bootstrap.{k}": v for k, v in bootstrap.items()})
     for artifact, data in scored.artifacts.items():

@@ -24,7 +24,13 @@ def test_domain_presets_declare_labels_and_domain_rules():
     assert len(finance.data.labels) >= 6 and len(health.data.labels) >= 6
     assert health.validation.check_phi and not finance.validation.check_phi
     assert health.registry.min_class_recall is not None
-    assert preset_names() == ["custom", "finance", "healthcare"]
+    assert preset_names() == [
+        "custom",
+        "finance",
+        "finance-assistant",
+        "healthcare",
+        "healthcare-assistant",
+    ]
 
 
 def test_overrides_parse_yaml_values():
@@ -81,6 +87,7 @@ def test_flow_parameters_render_as_a_typed_form():
     method = definitions["MethodConfig"]["properties"]
     assert method["name"]["enum"] == [
         "lora",
+        "qlora",
         "rslora",
         "dora",
         "adalora",
@@ -96,6 +103,13 @@ def test_flow_parameters_render_as_a_typed_form():
         "head_only",
     ]
     assert method["r"]["minimum"] == 1 and method["r"]["description"]
+    task = schema["properties"]["config"]
+    assert definitions["PipelineConfig"]["properties"]["task"]["enum"] == [
+        "classification",
+        "generation",
+    ], task
+    generation = definitions["GenerationConfig"]["properties"]
+    assert generation["max_new_tokens"]["minimum"] == 1 and generation["few_shot"]["description"]
     training = definitions["TrainingConfig"]["properties"]
     assert training["learning_rate"]["exclusiveMinimum"] == 0
     assert schema["properties"]["config"]["default"]["domain"] == "finance"

@@ -138,3 +138,22 @@ def test_promotion_waits_for_approval_when_required(workspace, tiny_bert):
     assert any("approved by dana" in r for r in summary.decision)
     tags = tracking.client().get_model_version(NAME, summary.version).tags
     assert tags["promotion.by"] == "user:dana"
+
+
+def test_assistant_presets_deploy_through_their_domain_flow(workspace):
+    from prefect.client.orchestration import get_client
+
+    from flows.deployments import build_deployments
+
+    for deployment in build_deployments(domains=["finance-assistant", "healthcare-assistant"]):
+        deployment.apply()
+    with get_client(sync_client=True) as client:
+        dep = client.read_deployment_by_name("peftops-finance/finance-assistant-retrain")
+        other = client.read_deployment_by_name("peftops-healthcare/healthcare-assistant-retrain")
+    assert dep.parameters["force"] is False
+    assert dep.parameters["config"]["task"] == "generation"  # the preset is the default
+    assert dep.parameters["config"]["data"]["path"] == "data/finance-assistant"
+    assert other.parameters["config"]["validation"]["check_phi"] is True
+    assert dep.schedules[0].schedule.cron == "0 5 * * 1"
+    task = dep.parameter_openapi_schema["definitions"]["PipelineConfig"]["properties"]["task"]
+    assert set(task["enum"]) == {"classification", "generation"}
