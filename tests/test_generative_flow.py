@@ -159,3 +159,31 @@ def test_sigkilled_causal_lm_training_resumes_and_matches_an_uninterrupted_run(
     assert ta.keys() == tb.keys()
     for name in ta:
         assert (ta[name] - tb[name]).abs().max().item() <= 1e-6, name
+
+
+def test_the_trained_positions_loss_equals_the_full_masked_loss(tiny_causal_lm):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from components.generative.bundle import CausalLM, lm_loss, trained_targets
+    from components.generative.templating import collate, encode_chat
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_causal_lm)
+    conversations = [
+        [{"role": "user", "content": "hi there"}, {"role": "assistant", "content": "hello!"}],
+        [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "a longer question about cards"},
+            {"role": "assistant", "content": '{"intent": "card"}'},
+        ],
+    ]
+    batch = collate([encode_chat(tokenizer, c, 128) for c in conversations], 0)
+    base = AutoModelForCausalLM.from_pretrained(tiny_causal_lm)
+    for backbone in (base, get_peft_model(base, LoraConfig(target_modules=["q_proj"]))):
+        model = CausalLM(backbone)
+        full = lm_loss(model(batch["input_ids"], batch["attention_mask"]), batch["labels"])
+        logits = model.trained_logits(batch["input_ids"], batch["attention_mask"], batch["labels"])
+        kept = torch.nn.functional.cross_entropy(logits, trained_targets(batch["labels"]))
+        assert logits.shape[0] == int((batch["labels"][:, 1:] != -100).sum())
+        assert kept.item() == pytest.approx(full.item(), rel=1e-5)

@@ -25,6 +25,7 @@ from components.generative.bundle import (
     lm_loss,
     load_generative_bundle,
     save_generative_bundle,
+    trained_targets,
 )
 from components.generative.decoding import DecodingSettings, generate, sequence_nll
 from components.generative.examples import ChatExamples, closed_label_set, frames_to_messages
@@ -288,8 +289,12 @@ class Generation:
             train_size=len(train_rows),
             steps_per_epoch=steps_per_epoch,
             batches=batches,
-            forward=lambda m, b, d: m(b["input_ids"].to(d), b["attention_mask"].to(d)),
-            loss=lambda logits, b, d: lm_loss(logits, b["labels"].to(d)),
+            forward=lambda m, b, d: m.trained_logits(
+                b["input_ids"].to(d), b["attention_mask"].to(d), b["labels"].to(d)
+            ),
+            loss=lambda logits, b, d: nn.functional.cross_entropy(
+                logits.float(), trained_targets(b["labels"]).to(d)
+            ),
             validate=validate,
             best_key=lambda h: (-h["val_loss"],),
             desc=f"train {config.domain} (generation)",
