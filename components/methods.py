@@ -127,6 +127,10 @@ def wrap_backbone(
     from peft import get_peft_model
 
     config = peft_config(selection, method, total_steps)
+    can_generate = getattr(backbone, "can_generate", None)
+    if method.name in PROMPT_METHODS and can_generate is not None and can_generate():
+        # a causal LM: peft's CAUSAL_LM model keeps virtual tokens in `generate` too
+        config.task_type = "CAUSAL_LM"
     try:
         return get_peft_model(backbone, config)
     except (ValueError, TypeError, NotImplementedError) as err:

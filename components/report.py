@@ -116,13 +116,15 @@ def format_summary(s: RunSummary) -> str:
 
 def model_card(s: RunSummary, selection_rows: list[dict] | None = None) -> str:
     """Markdown model card for the Prefect artifact and the MLflow run."""
-    baselines = s.baselines or {"baseline (frozen + LR)": s.baseline}
+    baselines = s.baselines or {"baseline": s.baseline}
     named = {
         "fine-tuned": s.metrics,
         **{_card_name(k): v for k, v in baselines.items()},
         f"champion v{s.champion_version}": s.champion,
     }
     rows = [{"model": name, **_metric_cells(m, s.shown)} for name, m in named.items() if m]
+    empty = [k for k in s.shown if all(r[k] == "—" for r in rows)]  # e.g. no label set
+    rows = [{k: v for k, v in r.items() if k not in empty} for r in rows]
     parts = [
         f"# {s.model_name} — {s.domain} ({s.task})",
         f"**Registered:** `{s.model_uri or 'not registered'}` · "
