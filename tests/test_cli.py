@@ -134,3 +134,35 @@ def test_a_selection_the_model_cannot_take_is_a_config_error_without_traceback(c
     assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
     assert "no_such_module" in result.stderr and "selection." in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_custom_generation_task_from_one_file(cli, tmp_path, tiny_causal_lm):
+    rows = pd.read_json(DATA / "finance-assistant" / "train.jsonl", lines=True).head(120)
+    path = tmp_path / "qa.csv"
+    rows.rename(columns={"prompt": "question", "response": "answer"}).to_csv(path, index=False)
+    result = cli(
+        "run",
+        "custom",
+        "--task",
+        "generation",
+        "--data",
+        str(path),
+        "--prompt-column",
+        "question",
+        "--response-column",
+        "answer",
+        "--set",
+        f"model.base_model={tiny_causal_lm}",
+        "--set",
+        "generation.max_new_tokens=4",
+        "--set",
+        "generation.few_shot=1",
+        *FAST,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "token F1" in result.stdout and "few-shot" in result.stdout
+    version = tracking.client().get_model_version("peftops-custom", "1")
+    assert version.tags["task"] == "generation"
+    predicted = cli("predict", "custom", "my card is gone")
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    assert predicted.stdout.startswith("> my card is gone")
