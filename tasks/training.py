@@ -28,6 +28,8 @@ def fit_baseline(examples: Any, config: PipelineConfig, run_id: str) -> Baseline
         prefix = "baseline" if name == "baseline" else f"baseline.{name}"
         metrics |= {f"{prefix}.{k}": v for k, v in scores.items() if isinstance(v, int | float)}
     tracking.log_metrics(run_id, metrics)
+    for artifact, data in baselines.artifacts.items():  # e.g. the baselines' answers
+        tracking.log_dict(run_id, data, artifact)
     for name, scores in baselines.metrics.items():
         shown = ", ".join(f"{k} {v:.4f}" for k, v in scores.items() if isinstance(v, float))
         get_run_logger().info("%s on the test split: %s", name, shown)

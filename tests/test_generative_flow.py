@@ -60,6 +60,11 @@ def test_a_generative_run_registers_a_model_that_generates(workspace, tiny_causa
         a.path for a in tracking.client().list_artifacts(summary.mlflow_run_id, "validation")
     }
     assert "validation/trained_tokens.md" in artifacts
+    answers = {a.path for a in tracking.client().list_artifacts(summary.mlflow_run_id, "baselines")}
+    assert answers == {
+        "baselines/zero-shot_predictions.json",
+        "baselines/few-shot_predictions.json",
+    }
 
     model = registry.load_model("peftops-finance-assistant", "champion")
     messages = json.dumps([{"role": "user", "content": "my card is gone"}])

@@ -159,3 +159,11 @@ def test_generation_metrics_is_flat_and_has_invalid_output_rate_always():
     assert j["field.intent.macro_f1"] == pytest.approx((1 / 2 + 2 / 3) / 2)
     with pytest.raises(ValueError, match="cannot both"):
         generation_metrics(preds, refs, labels=LABELS, expect_json=True)
+
+
+def test_json_boolean_fields_must_match_in_value_and_type():
+    refs = ['{"red_flag": true}', '{"red_flag": false}', '{"red_flag": true}']
+    preds = ['{"red_flag": true}', '{"red_flag": true}', '{"red_flag": 1}']
+    scored = json_metrics(preds, refs)
+    assert scored["field.red_flag"] == pytest.approx(1 / 3)  # a wrong bool and a 1 are wrong
+    assert scored["all_fields_accuracy"] == pytest.approx(1 / 3)

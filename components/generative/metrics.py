@@ -146,8 +146,8 @@ def _same_value(pred, ref) -> bool:
     """Strings compare after `normalize`; other values compare equal with the same JSON type."""
     if isinstance(ref, str):
         return isinstance(pred, str) and normalize(pred) == normalize(ref)
-    if isinstance(ref, bool) or isinstance(pred, bool):
-        return type(pred) is type(ref)
+    if isinstance(ref, bool) or isinstance(pred, bool):  # true is not 1
+        return type(pred) is type(ref) and pred == ref
     return pred == ref
 
 

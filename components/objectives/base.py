@@ -34,6 +34,7 @@ class Baselines:
     metrics: dict[str, dict]
     seconds: float = 0.0
     state: Any = None
+    artifacts: dict[str, Any] = field(default_factory=dict)  # name -> JSON-able data
 
     def strongest(self, metric: str) -> dict | None:
         """The baseline with the highest `metric` (the one a challenger must beat)."""

@@ -67,6 +67,7 @@ _HERE = Path(__file__).resolve().parent.parent
 
 
 PREVIEW_EXAMPLES = 3  # training examples shown with their trained tokens marked
+PREDICTIONS = "evaluation/predictions.json"
 
 
 def load_tokenizer(reference: str) -> Any:
@@ -186,19 +187,24 @@ class Generation:
         model, tokenizer, _ = load_causal_lm(config.model.base_model)
         settings = _decoding(config)
         prompts = examples.test_prompts()
-        zero = self._metrics(generate(model, tokenizer, prompts, settings), examples)
-        rows = _encode(tokenizer, examples.test, config)
-        zero["perplexity"] = perplexity(*_nll(model, rows, tokenizer.pad_token_id, 16))
-        metrics = {"zero-shot": zero}
+        answers = {"zero-shot": generate(model, tokenizer, prompts, settings)}
         k = config.generation.few_shot
-        if k:
-            shots = pick_shots(examples.train, k, config.training.seed)
+        shots = pick_shots(examples.train, k, config.training.seed) if k else []
+        if shots:
             prompted = [few_shot(p, shots) for p in prompts]
-            metrics["few-shot"] = self._metrics(
-                generate(model, tokenizer, prompted, settings), examples
-            )
+            answers["few-shot"] = generate(model, tokenizer, prompted, settings)
+        metrics, artifacts = {}, {}
+        for name, preds in answers.items():
+            scored = self._scored(preds, examples)
+            metrics[name] = scored.metrics
+            artifacts[f"baselines/{name}_predictions.json"] = scored.artifacts[PREDICTIONS]
+        rows = _encode(tokenizer, examples.test, config)
+        metrics["zero-shot"]["perplexity"] = perplexity(
+            *_nll(model, rows, tokenizer.pad_token_id, 16)
+        )
+        if shots:
             metrics["few-shot"]["shots"] = float(len(shots))
-        return Baselines(metrics, time.perf_counter() - started)
+        return Baselines(metrics, time.perf_counter() - started, artifacts=artifacts)
 
     # ------------------------------------------------------------------ selection
 
@@ -331,7 +337,7 @@ class Generation:
         return Scored(
             self._metrics(preds, examples),
             preds,
-            artifacts={"evaluation/predictions.json": rows},
+            artifacts={PREDICTIONS: rows},
         )
 
     def evaluate(self, bundle_dir: Path, examples: ChatExamples, config: PipelineConfig) -> Scored:
