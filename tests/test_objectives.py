@@ -62,3 +62,28 @@ def test_a_closed_set_of_answers_is_scored_as_labels():
     assert closed_label_set(train, [conv("no")], 50) == ["maybe", "no", "yes"]
     assert closed_label_set(train, [conv("perhaps")], 50) is None  # a test answer outside it
     assert closed_label_set(train, [conv("no")], 2) is None  # too many distinct answers
+
+
+def test_generation_trains_with_packing_and_keeps_evaluation_unpacked(tiny_causal_lm, tmp_path):
+    from components.data import load_splits
+
+    config = apply_overrides(
+        load_preset("finance-assistant"),
+        [
+            f"data.path={DATA / 'finance-assistant'}",
+            f"model.base_model={tiny_causal_lm}",
+            "data.max_train_examples=32",
+            "generation.packing=true",
+            "training.epochs=1",
+            "selection.strategy=attention",
+        ],
+    )
+    objective = objective_for(config)
+    examples = objective.prepare(load_splits(config.data, DATA.parent).frames, config)
+    selection = objective.select(examples, None, config)
+    result = objective.train(examples, selection, None, config, tmp_path)
+    (record,) = result.history
+    assert record["train_loss"] > 0 and record["val_loss"] > 0
+    assert result.samples_per_second > 0
+    # packed: fewer training rows than examples (each row holds several conversations)
+    assert record["samples_per_second"] * record["seconds"] < len(examples.train)

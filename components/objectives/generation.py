@@ -92,14 +92,17 @@ def _loss_fn(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return lm_loss(model(batch["input_ids"], batch["attention_mask"]), batch["labels"])
 
 
-def _encode(tokenizer: Any, conversations: list[list[dict]], config: PipelineConfig) -> list:
-    """Encoded rows; rows with nothing to train (validation reports them) are left out."""
+def _encode(
+    tokenizer: Any, conversations: list[list[dict]], config: PipelineConfig, packed: bool = False
+) -> list:
+    """Encoded rows; rows with nothing to train (validation reports them) are left out.
+    `packed` (training only, with `generation.packing`): short rows packed together."""
     rows = [
         encode_chat(tokenizer, c, config.model.max_length, config.generation.train_on_prompt)
         for c in conversations
     ]
     rows = [r for r in rows if r.trainable > 0]
-    return pack(rows, config.model.max_length) if config.generation.packing else rows
+    return pack(rows, config.model.max_length) if packed and config.generation.packing else rows
 
 
 def _batches(rows: list[EncodedChat], size: int, pad_id: int, **order: Any) -> Iterable[dict]:
@@ -266,7 +269,7 @@ class Generation:
             config.model.base_model, quantize_4bit=config.method.name == "qlora"
         )
         pad_id = tokenizer.pad_token_id
-        train_rows = _encode(tokenizer, examples.train, config)
+        train_rows = _encode(tokenizer, examples.train, config, packed=True)
         val_rows = _encode(tokenizer, examples.validation, config)
         if not train_rows:
             raise DataLoadError("no training example has a token to train on")
