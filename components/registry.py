@@ -254,10 +254,17 @@ def decide_promotion(
     if policy.require_beats_baseline and baseline is not None:
         passed = candidate[metric] >= baseline[metric]
         ok &= passed
+        name = baseline.get("name", "baseline")
         reasons.append(
-            f"{metric} {candidate[metric]:.4f} {'>=' if passed else '<'} baseline "
+            f"{metric} {candidate[metric]:.4f} {'>=' if passed else '<'} {name} "
             f"{baseline[metric]:.4f}"
         )
+        if not passed:  # say it plainly, and what to try
+            reasons.append(
+                f"fine-tuning did not beat the {name} baseline: try more epochs, another "
+                "learning rate or method (e.g. --set method.name=dora), or "
+                "selection.strategy=auto"
+            )
     if policy.min_class_recall is not None and "per_class" in candidate:
         low = min_recall(candidate)
         passed = low >= policy.min_class_recall

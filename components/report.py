@@ -25,6 +25,7 @@ class RunSummary:
     trainable_params: int = 0
     total_params: int = 0
     train_seconds: float = 0.0
+    best_epoch: int | None = None  # 0: no epoch beat the untrained starting point
     samples_per_second: float = 0.0
     device: str = "cpu"
     precision: str = "fp32"  # what training computed in: fp32, bf16 or fp16
@@ -58,6 +59,7 @@ _NAMES = {
 }
 _BASELINE_NOTES = {
     "baseline": "frozen embeddings + logistic regression",
+    "majority": "the most frequent training label, always",
     "zero-shot": "the base model, prompted",
     "few-shot": "the base model with in-context examples",
 }
@@ -68,6 +70,12 @@ def _fmt(metrics: dict | None, shown: list[str] | None = None) -> str:
         return "—"
     keys = [k for k in (shown or ["accuracy", "macro_f1"]) if k != "min_recall" and k in metrics]
     return " · ".join(f"{_NAMES.get(k, k)} {metrics[k]:.4f}" for k in keys)
+
+
+KEPT_START = (
+    "the starting point (the probe's head, no fine-tuning step): no epoch beat it on the "
+    "validation split"
+)
 
 
 def format_summary(s: RunSummary) -> str:
@@ -97,6 +105,7 @@ def format_summary(s: RunSummary) -> str:
         f"({s.trainable_percent:.2f}%)",
         f" training time   {s.train_seconds:.1f} s ({s.samples_per_second:.1f} samples/s, "
         f"{s.precision} on {s.device})",
+        *([f" kept            {KEPT_START}"] if s.best_epoch == 0 else []),
         f" registered      {s.model_uri or 'not registered'}",
         f" @champion moved {moved}: {'; '.join(s.decision) or '-'}",
         f" data version    {data_version}",
@@ -138,6 +147,7 @@ def model_card(s: RunSummary, selection_rows: list[dict] | None = None) -> str:
         f"- trainable {s.trainable_params:,} / {s.total_params:,} ({s.trainable_percent:.2f}%)",
         f"- {s.train_seconds:.1f} s, {s.samples_per_second:.1f} samples/s, "
         f"{s.precision} on {s.device}",
+        *([f"- kept: {KEPT_START}"] if s.best_epoch == 0 else []),
         "## Lineage",
         "\n".join(f"- `{k}`: `{v}`" for k, v in s.data_version.items()),
         f"- MLflow run `{s.mlflow_run_id}`",
@@ -149,7 +159,8 @@ def model_card(s: RunSummary, selection_rows: list[dict] | None = None) -> str:
 
 
 def _card_name(name: str) -> str:
-    return "baseline (frozen + LR)" if name == "baseline" else f"base model {name}"
+    names = {"baseline": "baseline (frozen + LR)", "majority": "majority class"}
+    return names.get(name, f"base model {name}")
 
 
 def _metric_cells(metrics: dict, shown: list[str]) -> dict:

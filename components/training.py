@@ -228,6 +228,27 @@ def _write_checkpoint(
     return folder
 
 
+def _starting_point(
+    root: Path, model: nn.Module, recipe: Recipe, history: list[dict], resumed: int | None
+) -> dict:
+    """Epoch 0: the model before any step, scored like an epoch and kept in `start/` (written
+    once, before training, so a resumed run compares against the same start)."""
+    folder = root / "start"
+    record_file = folder / "record.json"
+    if record_file.is_file():
+        return json.loads(record_file.read_text())
+    if resumed is not None:  # a checkpoint from before this feature: no start to compare
+        return {}
+    record = {"epoch": 0, **recipe.validate(model)}
+    partial = root / ".start.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    save_file(_trainable_state(model), str(partial / "trainable.safetensors"))
+    (partial / "record.json").write_text(json.dumps(record))
+    os.replace(partial, folder)
+    return record
+
+
 def _latest_checkpoint(folder: Path) -> Path | None:
     done = sorted(
         (p for p in folder.glob("epoch-*") if (p / "state.json").is_file()),
@@ -270,6 +291,9 @@ class Recipe:
     validate: Callable[[nn.Module], dict]  # val_loss and the task's metrics, in fp32
     best_key: Callable[[dict], tuple]  # the epoch with the largest key is kept
     desc: str = "train"
+    # the untrained starting point competes with the epochs (epoch 0): a classifier whose
+    # head starts as the probe keeps the probe where fine-tuning does not beat it
+    start_candidate: bool = False
 
 
 @dataclass
@@ -329,6 +353,9 @@ def fit(
         shutil.rmtree(ckpt_root, ignore_errors=True)
         ckpt_root.mkdir(parents=True)
 
+    start = None
+    if recipe.start_candidate:
+        start = _starting_point(ckpt_root, model, recipe, history, resumed)
     scaler = grad_scaler(device, cfg.precision)
     train_time = sum(h["seconds"] for h in history)
     progress = tqdm(
@@ -371,8 +398,8 @@ def fit(
             on_epoch_end(record)
     progress.close()
 
-    best = max(history, key=recipe.best_key)
-    best_dir = ckpt_root / f"epoch-{best['epoch']}"
+    best = max([*([start] if start else []), *history], key=recipe.best_key)
+    best_dir = ckpt_root / ("start" if best["epoch"] == 0 else f"epoch-{best['epoch']}")
     model.load_state_dict(load_file(str(best_dir / "trainable.safetensors")), strict=False)
     model.to("cpu")
     epochs_run = len(history) - (resumed or 0)
@@ -467,6 +494,7 @@ def train_classifier(
         validate=validate,
         best_key=lambda h: (h["val_macro_f1"], -h["val_loss"]),
         desc=f"train {config.domain}",
+        start_candidate=probe is not None and config.model.head_init == "probe",
     )
     fitted = fit(config, recipe, workdir, on_epoch_end, resume)
     bundle = save_bundle(

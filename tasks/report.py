@@ -43,6 +43,7 @@ def publish_model_card(
         trainable_params=trained.trainable_params,
         total_params=trained.total_params,
         train_seconds=trained.train_seconds,
+        best_epoch=trained.best_epoch,
         samples_per_second=trained.samples_per_second,
         device=trained.device,
         precision=trained.precision,

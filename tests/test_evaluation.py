@@ -88,3 +88,13 @@ def test_paired_bootstrap_brackets_the_difference_and_is_reproducible():
     assert paired_bootstrap(accuracy, a, b, truth, n_resamples=500, seed=1) == result
     same = paired_bootstrap(accuracy, a, a, truth, n_resamples=200)
     assert same == {"mean_diff": 0.0, "low": 0.0, "high": 0.0}
+
+
+def test_the_summary_says_plainly_when_the_untrained_start_was_kept():
+    m = {**classification_metrics([0, 1], [0, 1], LABELS[:2]), "min_recall": 1.0}
+    base = {"domain": "finance", "model_name": "m", "mlflow_run_id": "r", "metrics": m}
+    kept = RunSummary(**base, best_epoch=0)
+    assert "the starting point (the probe's head" in format_summary(kept)
+    assert "kept: the starting point" in model_card(kept)
+    trained = RunSummary(**base, best_epoch=2)
+    assert "starting point" not in format_summary(trained) + model_card(trained)

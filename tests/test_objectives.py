@@ -87,3 +87,32 @@ def test_generation_trains_with_packing_and_keeps_evaluation_unpacked(tiny_causa
     assert result.samples_per_second > 0
     # packed: fewer training rows than examples (each row holds several conversations)
     assert record["samples_per_second"] * record["seconds"] < len(examples.train)
+
+
+def test_the_majority_class_is_a_baseline_and_the_policy_names_the_one_it_failed():
+    from components.config import RegistryConfig
+    from components.examples import Examples, TextSplit
+    from components.objectives.base import Baselines
+    from components.objectives.classification import majority_metrics
+    from components.registry import decide_promotion
+
+    labels = ["a", "b", "c"]
+    examples = Examples(
+        labels,
+        TextSplit(["x"] * 10, [1] * 7 + [0] * 3),
+        TextSplit([], []),
+        TextSplit(["y"] * 10, [1] * 8 + [2] * 2),
+    )
+    prior = majority_metrics(examples)
+    assert prior["accuracy"] == pytest.approx(0.8)  # "b" for everything
+    probe = {"accuracy": 0.7, "macro_f1": 0.5}
+    baselines = Baselines({"baseline": probe, "majority": prior})
+    strongest = baselines.strongest("accuracy")
+    assert strongest["name"] == "majority"
+    assert baselines.strongest("macro_f1")["name"] == "baseline"
+    decision = decide_promotion(
+        {"accuracy": 0.75, "macro_f1": 0.6}, strongest, None, RegistryConfig(metric="accuracy")
+    )
+    assert not decision.promote
+    assert any("< majority 0.8000" in r for r in decision.reasons)
+    assert any("fine-tuning did not beat the majority baseline: try" in r for r in decision.reasons)

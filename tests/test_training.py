@@ -285,3 +285,33 @@ def test_optimizer_step_reports_a_step_that_fp16_loss_scaling_skipped():
     (weight * 2).sum().backward()
     assert optimizer_step(off, optimizer) is True
     assert torch.allclose(weight.detach(), torch.full((3,), 0.6))
+
+
+def test_the_probe_start_is_kept_when_no_epoch_beats_it(tiny_bert, tmp_path):
+    """A fine-tuned model is only kept where it beats what it started from: with a learning
+    rate that wrecks the model, the probe-initialised start (epoch 0) is what the bundle holds."""
+    config = apply_overrides(
+        load_preset("custom"),
+        [
+            f"model.base_model={tiny_bert}",
+            "model.max_length=32",
+            "training.epochs=2",
+            "training.batch_size=8",
+            "training.learning_rate=1.0",
+            "training.head_learning_rate=1.0",
+            "training.warmup_ratio=0",
+            f"data.labels={json.dumps(LABELS)}",
+        ],
+    )
+    train, val = toy_split(64, 0), toy_split(32, 1)
+    baseline = run_baseline(str(tiny_bert), "mean", 32, LABELS, train, val)
+    selection = run_selection(config, train, len(LABELS), baseline.probe)
+    result = train_classifier(config, selection, train, val, LABELS, tmp_path, probe=baseline.probe)
+    start = json.loads((tmp_path / "checkpoints" / "start" / "record.json").read_text())
+    assert start["epoch"] == 0 and start["val_accuracy"] == pytest.approx(
+        baseline.metrics["accuracy"]
+    )
+    assert all(h["val_macro_f1"] < start["val_macro_f1"] for h in result.history)
+    assert result.best_epoch == 0
+    predicted = load_bundle(result.bundle_dir).predict(val.texts)
+    assert [LABELS.index(p) for p in predicted] == baseline.test_predictions

@@ -37,8 +37,9 @@ class Baselines:
     artifacts: dict[str, Any] = field(default_factory=dict)  # name -> JSON-able data
 
     def strongest(self, metric: str) -> dict | None:
-        """The baseline with the highest `metric` (the one a challenger must beat)."""
-        scored = [m for m in self.metrics.values() if metric in m]
+        """The baseline with the highest `metric` (the one a challenger must beat), its
+        name under "name"."""
+        scored = [{**m, "name": n} for n, m in self.metrics.items() if metric in m]
         return max(scored, key=lambda m: m[metric]) if scored else None
 
 
