@@ -37,7 +37,13 @@ def test_each_method_trains_a_causal_lm(tiny_causal_lm, name):
     extra = ["method.r=32"] if name == "vera" else []
     config = apply_overrides(
         load_preset("finance-assistant"),
-        [f"model.base_model={tiny_causal_lm}", f"method.name={name}", *extra],
+        # attention: the default a method's implied strategy may replace
+        [
+            f"model.base_model={tiny_causal_lm}",
+            "selection.strategy=attention",
+            f"method.name={name}",
+            *extra,
+        ],
     )
     tokenizer = AutoTokenizer.from_pretrained(tiny_causal_lm)
     model = CausalLM(AutoModelForCausalLM.from_pretrained(tiny_causal_lm))
@@ -67,7 +73,11 @@ def test_methods_a_causal_lm_cannot_take_are_refused_before_training(tiny_causal
 
     with pytest.raises(ConfigError, match="head"):
         apply_overrides(load_preset("finance-assistant"), ["method.name=head_only"])
-    overrides = [f"model.base_model={tiny_causal_lm}", "method.name=bitfit"]
+    overrides = [
+        f"model.base_model={tiny_causal_lm}",
+        "selection.strategy=attention",
+        "method.name=bitfit",
+    ]
     config = apply_overrides(load_preset("finance-assistant"), overrides)
     backbone = AutoModelForCausalLM.from_pretrained(tiny_causal_lm)
     with pytest.raises(MethodError, match="no bias"):  # Llama has no bias terms
