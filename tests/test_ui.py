@@ -251,8 +251,15 @@ def test_deployment_defaults_from_overrides():
     assert finance.parameters["config"]["training"]["epochs"] == 2
     assert finance.parameters["config"]["domain"] == "finance"
     plain = build_deployments(schedules=False)
-    assert [d.name for d in plain] == ["finance-retrain", "healthcare-retrain"]
-    assert all(d.parameters == {"force": False} and not d.schedules for d in plain)
+    assert [d.name for d in plain] == [
+        "finance-retrain",
+        "healthcare-retrain",
+        "finance-assistant-retrain",
+        "healthcare-assistant-retrain",
+    ]
+    assert not any(d.schedules for d in plain)
+    assert all(d.parameters == {"force": False} for d in plain[:2])  # the flows' own defaults
+    assert all(d.parameters["config"]["task"] == "generation" for d in plain[2:])
 
 
 def test_server_refuses_bad_options_before_starting_anything(tmp_path, monkeypatch):
@@ -267,7 +274,7 @@ def test_server_refuses_bad_options_before_starting_anything(tmp_path, monkeypat
     result = runner.invoke(app, bad_value)
     assert result.exit_code == 2 and "training.epochs" in result.output
     result = runner.invoke(app, ["server", "--prefect-port", str(port), "--domain", "custom"])
-    assert result.exit_code == 2 and "finance or healthcare" in result.output
+    assert result.exit_code == 2 and "choose one of ['finance', 'healthcare'" in result.output
     result = runner.invoke(app, ["serve", "--domain", "finance", "--set", "no.such=1"])
     assert result.exit_code == 2 and "no.such" in result.output
     assert port_is_free("127.0.0.1", port) and not (tmp_path / ".peftops").exists()
