@@ -405,12 +405,3 @@ def load_champion(name: str) -> tuple[str, Any] | None:
     if version is None:
         return None
     return version, load_model(name, version)
-
-
-def score_champion(name: str, texts: list[str]) -> tuple[str, list[str]] | None:
-    """(version, predicted labels) of a classifier `@champion` on `texts`; None without one."""
-    loaded = load_champion(name)
-    if loaded is None:
-        return None
-    predictions = loaded[1].predict(pd.DataFrame({"text": texts}))
-    return loaded[0], predictions["label"].astype(str).tolist()

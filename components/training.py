@@ -15,7 +15,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -62,21 +62,6 @@ class TrainResult:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "trainable_fraction": self.trainable_fraction}
-
-    @classmethod
-    def from_fitted(cls, fitted: Fitted, bundle_dir: Path) -> TrainResult:
-        return cls(
-            bundle_dir=str(bundle_dir),
-            history=fitted.history,
-            best_epoch=fitted.best_epoch,
-            train_seconds=fitted.train_seconds,
-            samples_per_second=fitted.samples_per_second,
-            trainable_params=fitted.trainable_params,
-            total_params=fitted.total_params,
-            resumed_from_epoch=fitted.resumed_from_epoch,
-            device=fitted.device,
-            precision=fitted.precision,
-        )
 
 
 def pick_device() -> torch.device:
@@ -228,9 +213,7 @@ def _write_checkpoint(
     return folder
 
 
-def _starting_point(
-    root: Path, model: nn.Module, recipe: Recipe, history: list[dict], resumed: int | None
-) -> dict:
+def _starting_point(root: Path, model: nn.Module, recipe: Recipe, resumed: int | None) -> dict:
     """Epoch 0: the model before any step, scored like an epoch and kept in `start/` (written
     once, before training, so a resumed run compares against the same start)."""
     folder = root / "start"
@@ -296,31 +279,16 @@ class Recipe:
     start_candidate: bool = False
 
 
-@dataclass
-class Fitted:
-    """What `fit` did: the history, the kept epoch (its weights loaded, model on CPU)."""
-
-    model: nn.Module
-    history: list[dict]
-    best_epoch: int
-    train_seconds: float
-    samples_per_second: float
-    trainable_params: int
-    total_params: int
-    resumed_from_epoch: int | None
-    device: str
-    precision: str
-
-
 def fit(
     config: PipelineConfig,
     recipe: Recipe,
     workdir: Path,
     on_epoch_end: EpochCallback | None = None,
     resume: bool = True,
-) -> Fitted:
+) -> tuple[nn.Module, TrainResult]:
     """Train `recipe.model` for `training.epochs`, checkpoint each epoch, resume from the
-    latest checkpoint in `workdir`, and restore the best epoch's weights at the end."""
+    latest checkpoint in `workdir`, and restore the best epoch's weights at the end. Returns
+    the model (on CPU) and its result, whose `bundle_dir` the caller fills in."""
     cfg = config.training
     model = recipe.model
     ckpt_root = Path(workdir) / "checkpoints"
@@ -355,7 +323,7 @@ def fit(
 
     start = None
     if recipe.start_candidate:
-        start = _starting_point(ckpt_root, model, recipe, history, resumed)
+        start = _starting_point(ckpt_root, model, recipe, resumed)
     scaler = grad_scaler(device, cfg.precision)
     train_time = sum(h["seconds"] for h in history)
     progress = tqdm(
@@ -405,8 +373,8 @@ def fit(
     epochs_run = len(history) - (resumed or 0)
     samples = epochs_run * recipe.train_size
     recent = sum(h["seconds"] for h in history[len(history) - epochs_run :]) if epochs_run else 0
-    return Fitted(
-        model=model,
+    return model, TrainResult(
+        bundle_dir="",
         history=history,
         best_epoch=best["epoch"],
         train_seconds=train_time,
@@ -496,9 +464,9 @@ def train_classifier(
         desc=f"train {config.domain}",
         start_candidate=probe is not None and config.model.head_init == "probe",
     )
-    fitted = fit(config, recipe, workdir, on_epoch_end, resume)
+    model, result = fit(config, recipe, workdir, on_epoch_end, resume)
     bundle = save_bundle(
-        fitted.model,
+        model,
         workdir / "bundle",
         {
             **(manifest or {}),
@@ -511,7 +479,7 @@ def train_classifier(
             "target_modules": selection.target_modules,
         },
     )
-    return TrainResult.from_fitted(fitted, bundle)
+    return replace(result, bundle_dir=str(bundle))
 
 
 # generation settings that only decide how a trained model is evaluated

@@ -10,6 +10,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -53,7 +54,6 @@ from components.selection import Selection, select_parameters
 from components.selection.apply import apply_selection
 from components.selection.importance import importance_table
 from components.training import (
-    Fitted,
     Recipe,
     TrainResult,
     fit,
@@ -308,10 +308,10 @@ class Generation:
             best_key=lambda h: (-h["val_loss"],),
             desc=f"train {config.domain} (generation)",
         )
-        fitted: Fitted = fit(config, recipe, workdir, on_epoch_end)
+        model, result = fit(config, recipe, workdir, on_epoch_end)
         decoding = _decoding(config)
         bundle = save_generative_bundle(
-            fitted.model,
+            model,
             tokenizer,
             Path(workdir) / "bundle",
             {
@@ -328,7 +328,7 @@ class Generation:
                 "expect_json": examples.expect_json,
             },
         )
-        return TrainResult.from_fitted(fitted, bundle)
+        return replace(result, bundle_dir=str(bundle))
 
     # ------------------------------------------------------------------ evaluation
 
