@@ -116,3 +116,24 @@ def test_the_majority_class_is_a_baseline_and_the_policy_names_the_one_it_failed
     assert not decision.promote
     assert any("< majority 0.8000" in r for r in decision.reasons)
     assert any("fine-tuning did not beat the majority baseline: try" in r for r in decision.reasons)
+
+
+def test_auto_selection_scores_a_causal_lm_on_its_training_loss(tiny_causal_lm):
+    from components.data import load_splits
+
+    config = apply_overrides(
+        load_preset("finance-assistant"),
+        [
+            f"data.path={DATA / 'finance-assistant'}",
+            f"model.base_model={tiny_causal_lm}",
+            "selection.strategy=auto",
+            "selection.budget=0.05",
+        ],
+    )
+    objective = objective_for(config)
+    examples = objective.prepare(load_splits(config.data, DATA.parent).frames, config)
+    selection = objective.select(examples, None, config)
+    assert selection.importance == "grad_x_weight"
+    assert 0 < selection.estimated_trainable <= 0.05 * selection.base_parameters
+    scores = [row["grad_x_weight"] for row in selection.table]
+    assert max(scores) > 0  # gradients of the LM loss reached the scored modules

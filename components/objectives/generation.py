@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from itertools import islice
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,7 +24,6 @@ from components.config import GENERATION_METRICS, PipelineConfig
 from components.errors import DataLoadError
 from components.generative.bundle import (
     CausalLM,
-    lm_loss,
     load_generative_bundle,
     save_generative_bundle,
     trained_targets,
@@ -88,8 +88,10 @@ def _decoding(config: PipelineConfig) -> DecodingSettings:
     )
 
 
-def _loss_fn(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    return lm_loss(model(batch["input_ids"], batch["attention_mask"]), batch["labels"])
+def _loss_fn(model: CausalLM, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The training loss (selection's importance scores use it too)."""
+    logits = model.trained_logits(batch["input_ids"], batch["attention_mask"], batch["labels"])
+    return nn.functional.cross_entropy(logits.float(), trained_targets(batch["labels"]))
 
 
 def _encode(
@@ -203,7 +205,7 @@ class Generation:
             artifacts[f"baselines/{name}_predictions.json"] = scored.artifacts[PREDICTIONS]
         rows = _encode(tokenizer, examples.test, config)
         metrics["zero-shot"]["perplexity"] = perplexity(
-            *_nll(model, rows, tokenizer.pad_token_id, 16)
+            *_nll(model, rows, tokenizer.pad_token_id, config.evaluation.batch_size)
         )
         if shots:
             metrics["few-shot"]["shots"] = float(len(shots))
@@ -224,9 +226,11 @@ class Generation:
             rows = _encode(tokenizer, examples.train, config)
             order = {"shuffle": True, "seed": config.training.seed, "group_by_length": True}
             batches = list(
-                _batches(rows, config.training.batch_size, tokenizer.pad_token_id, **order)
+                islice(
+                    _batches(rows, config.training.batch_size, tokenizer.pad_token_id, **order),
+                    sel.calibration_batches,
+                )
             )
-            batches = batches[: sel.calibration_batches]
 
             def importance(modules: list) -> dict:
                 return importance_table(model, modules, batches, loss_fn=_loss_fn)
@@ -348,7 +352,9 @@ class Generation:
         preds = generator.generate(examples.test_prompts(), _decoding(config))
         scored = self._scored(preds, examples)
         rows = _encode(generator.tokenizer, examples.test, config)
-        nll = _nll(generator.model, rows, generator.tokenizer.pad_token_id, 16)
+        nll = _nll(
+            generator.model, rows, generator.tokenizer.pad_token_id, config.evaluation.batch_size
+        )
         scored.metrics["perplexity"] = perplexity(*nll)
         return scored
 
