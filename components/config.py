@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from importlib import resources
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -391,6 +391,19 @@ class EvaluationConfig(_Stage):
     bootstrap_resamples: int = Field(
         1000, ge=100, le=100000, description="Resamples of the paired bootstrap."
     )
+    behaviour: str = Field(
+        "",
+        description="Behavioural suite (YAML: minimum functionality, invariance, directional, "
+        "out of scope) run after evaluation: a path, or a file name in components/presets/; "
+        "empty: the preset's own <domain>.behaviour.yaml if there is one; none: skip.",
+    )
+    unsure_percentile: float = Field(
+        5.0,
+        ge=0,
+        le=50,
+        description="The 'unsure' threshold is this percentile of the top score over "
+        "correctly classified validation examples (out-of-scope cases must score below it).",
+    )
 
 
 class RegistryConfig(_Stage):
@@ -430,6 +443,24 @@ class RegistryConfig(_Stage):
         "bootstrap confidence interval (test examples resampled) of challenger minus champion "
         "exceeds min_improvement (empty: compare the point estimates).",
     )
+    min_behaviour_pass: (
+        Annotated[float, Field(ge=0, le=1)] | dict[str, Annotated[float, Field(ge=0, le=1)]] | None
+    ) = Field(
+        None,
+        description="Minimum pass rate for promotion: one for every behavioural suite, or per "
+        "suite (minimum_functionality, invariance, directional, out_of_scope); empty: no gate.",
+    )
+
+    @field_validator("min_behaviour_pass")
+    @classmethod
+    def _known_suites(cls, value: Any) -> Any:
+        from components.behaviour import SUITES
+
+        unknown = sorted(set(value) - set(SUITES)) if isinstance(value, dict) else []
+        if unknown:
+            raise ValueError(f"unknown behaviour suite(s) {unknown}; choose from {list(SUITES)}")
+        return value
+
     require_approval: bool = Field(
         False, description="Pause for a person's approval (Prefect UI) before @champion moves."
     )
@@ -538,7 +569,10 @@ def build_config(data: dict[str, Any]) -> PipelineConfig:
 def preset_names() -> list[str]:
     folder = resources.files("components") / "presets"
     return sorted(
-        p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
+        p.name.removesuffix(".yaml")
+        for p in folder.iterdir()
+        # <preset>.behaviour.yaml beside a preset is its behavioural suite, not a preset
+        if p.name.endswith(".yaml") and not p.name.endswith(".behaviour.yaml")
     )
 
 

@@ -25,6 +25,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from components import tracking
+from components.behaviour import BehaviourReport, behaviour_verdict
 from components.config import PipelineConfig, RegistryConfig
 from components.data import DataVersion
 from components.evaluation import min_recall
@@ -222,10 +223,13 @@ def decide_promotion(
     champion: dict | None,
     policy: RegistryConfig,
     bootstrap: dict | None = None,
+    *,
+    behaviour: BehaviourReport | None = None,
 ) -> Decision:
     """The domain's promotion policy; every reason (pass or fail) is recorded. With
     `policy.bootstrap_confidence`, the champion is beaten only when the lower bound of the
-    paired bootstrap interval (`bootstrap`: challenger minus champion) exceeds the margin."""
+    paired bootstrap interval (`bootstrap`: challenger minus champion) exceeds the margin.
+    With `behaviour` (a suite's results), each suite must reach `policy.min_behaviour_pass`."""
     metric = policy.metric
     ok, reasons = True, []
     if champion is None:
@@ -273,6 +277,10 @@ def decide_promotion(
             f"lowest class recall {low:.4f} {'>=' if passed else '<'} floor "
             f"{policy.min_class_recall}"
         )
+    if behaviour is not None:  # `registry.min_behaviour_pass`; failing cases are named
+        passed, lines = behaviour_verdict(behaviour, policy.min_behaviour_pass)
+        ok &= passed
+        reasons += lines
     return Decision(ok, reasons)
 
 

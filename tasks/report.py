@@ -7,6 +7,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from components import tracking
+from components.behaviour import BehaviourReport, summary_lines
 from components.config import PipelineConfig
 from components.data import DataVersion
 from components.objectives import objective_for
@@ -27,6 +28,7 @@ def publish_model_card(
     trained: TrainResult,
     evaluation: Evaluation,
     registration: Registration,
+    behaviour: BehaviourReport | None = None,
 ) -> RunSummary:
     """Collect the run's results into a summary; publish its model card."""
     summary = RunSummary(
@@ -56,6 +58,7 @@ def publish_model_card(
         decision=registration.decision,
         data_version=data_version.as_tags(),
         tracking_uri=tracking.tracking_uri(),
+        behaviour=({**behaviour.to_dict(), "lines": summary_lines(behaviour)} if behaviour else {}),
     )
     card = model_card(summary, selection.table)
     tracking.log_text(run_id, card, "model_card.md")
