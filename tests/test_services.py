@@ -178,6 +178,7 @@ def test_finance_flow_against_postgresql_backed_mlflow_and_prefect(services, tmp
         "training.batch_size=32",
         "evaluation.batch_size=128",
         "registry.require_beats_baseline=false",
+        "registry.min_behaviour_pass=null",  # a tiny random model: no behavioural gate
     ]
     cmd = [str(Path(sys.executable).parent / "peftops"), "run", "finance"]
     cmd += ["--data", str(DATA / "finance"), "--summary-json", str(tmp_path / "summary.json")]
