@@ -142,6 +142,14 @@ def resolve_suite_path(setting: str, domain: str, task: str) -> Path | None:
     return path  # a missing file is an error when loaded, not a silent skip
 
 
+def shown_path(path: Path) -> str:
+    """A suite's path for people: relative to the project when it lies inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(PRESETS.parent.parent))
+    except ValueError:
+        return str(path)
+
+
 @dataclass
 class Prediction:
     label: str

@@ -64,7 +64,7 @@ def check_behaviour(
         return behaviour.BehaviourReport(skipped=why)
     suite = behaviour.load_suite(path)
     predict, labels, threshold = _predictor_and_labels(trained, examples, config, suite)
-    report = behaviour.run_suite(suite, predict, labels, threshold, str(path))
+    report = behaviour.run_suite(suite, predict, labels, threshold, behaviour.shown_path(path))
     rates = {f"behaviour.{k}.pass_rate": v for k, v in report.pass_rates.items()}
     if threshold is not None:
         rates["behaviour.unsure_below"] = threshold

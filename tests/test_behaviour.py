@@ -261,3 +261,40 @@ def test_without_a_suite_the_step_is_skipped_and_says_so(workspace, tiny_bert):
     assert "behaviour not checked (evaluation.behaviour=none)" in summary.decision
     run = tracking.client().get_run(summary.mlflow_run_id)
     assert run.data.tags["behaviour.skipped"] == "evaluation.behaviour=none"
+
+
+def test_generative_answers_are_judged_by_their_json_field(tmp_path):
+    """A generative model's answer is compared by one JSON field (`field` in the suite); it
+    is unsure about an out-of-scope message when that field is no label of the set."""
+    answers = {
+        "my card was stolen": '{"intent": "lost_or_stolen_card", "urgency": "high"}',
+        "card stolen!!": '{"intent": "lost_or_stolen_card"}',
+        "where is my money": "not json at all",
+        "can I buy a house": '{"intent": "other"}',
+    }
+
+    def generate(texts: list[str]) -> list[Prediction]:
+        return [Prediction(behaviour.answer_label(answers[t], "intent")) for t in texts]
+
+    suite = load_suite(
+        _write(
+            tmp_path,
+            {
+                "field": "intent",
+                "minimum_functionality": {
+                    "lost_or_stolen_card": ["my card was stolen"],
+                    "transfer_status": ["where is my money"],
+                },
+                "invariance": [{"base": "my card was stolen", "variants": ["card stolen!!"]}],
+                "out_of_scope": ["can I buy a house"],
+            },
+        )
+    )
+    assert suite.field == "intent"
+    report = run_suite(suite, generate, ["lost_or_stolen_card", "transfer_status"])
+    assert report.pass_rates == {
+        "minimum_functionality": 0.5,
+        "invariance": 1.0,
+        "out_of_scope": 1.0,
+    }
+    assert report.failures()[0].predicted == "(not JSON)"
