@@ -298,3 +298,17 @@ def test_generative_answers_are_judged_by_their_json_field(tmp_path):
         "out_of_scope": 1.0,
     }
     assert report.failures()[0].predicted == "(not JSON)"
+
+
+@pytest.mark.parametrize("preset", ["finance-assistant", "healthcare-assistant"])
+def test_assistant_presets_suites_judge_one_field_of_their_own_answers(preset):
+    import json
+
+    config = load_preset(preset)
+    path = behaviour.resolve_suite_path(config.evaluation.behaviour, config.domain, config.task)
+    suite = load_suite(path)
+    assert path.name == f"{preset}.behaviour.yaml" and suite.field
+    answers = (DATA / preset / "test.jsonl").read_text().splitlines()
+    values = {str(json.loads(json.loads(a)["response"])[suite.field]) for a in answers}
+    suite.check_labels(sorted(values))
+    assert config.registry.min_behaviour_pass is None  # reported, not a gate
