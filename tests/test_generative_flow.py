@@ -50,6 +50,12 @@ def test_a_generative_run_registers_a_model_that_generates(workspace, tiny_causa
     )
     assert set(summary.baselines) == {"zero-shot", "few-shot"}
     assert summary.version == "1" and summary.champion_moved
+    # the preset's behavioural suite ran on the answers' intent field (reported, not a gate)
+    assert set(summary.behaviour["pass_rates"]) == {
+        "minimum_functionality",
+        "invariance",
+        "directional",
+    }
     version = tracking.client().get_model_version("peftops-finance-assistant", "1")
     assert version.tags["task"] == "generation"
     assert len(version.tags["chat_template_hash"]) == 16
