@@ -113,3 +113,11 @@ def set_tags(run_id: str, tags: dict[str, Any]) -> None:
     c = client()
     for key, value in tags.items():
         c.set_tag(run_id, key, str(value)[:5000])
+
+
+def log_table(run_id: str, rows: list[dict], artifact_file: str) -> None:
+    """A table artifact (MLflow's table view in the UI; `mlflow.load_table` reads it back)."""
+    import mlflow
+
+    columns = list(rows[0]) if rows else []
+    mlflow.log_table({c: [r.get(c) for r in rows] for c in columns}, artifact_file, run_id=run_id)

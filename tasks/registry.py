@@ -145,7 +145,12 @@ def register_model(
             "this run's model once"
         ) from err
     decision = registry.decide_promotion(
-        evaluation.metrics, evaluation.baseline, evaluation.champion, policy, evaluation.bootstrap
+        evaluation.metrics,
+        evaluation.baseline,
+        evaluation.champion,
+        policy,
+        evaluation.bootstrap,
+        slices=evaluation.slices,
     )
     if evaluation.champion_error:
         decision.promote = False

@@ -69,7 +69,11 @@ class Classification:
     def prepare(self, frames: dict[str, pd.DataFrame], config: PipelineConfig) -> Examples:
         data = config.data
         return to_examples(
-            frames, data.text_column, data.label_column, self._labels(frames, config)
+            frames,
+            data.text_column,
+            data.label_column,
+            self._labels(frames, config),
+            data.group_columns,
         )
 
     def preview(self, examples: Examples, config: PipelineConfig) -> None:
