@@ -141,7 +141,7 @@ def to_examples(
                 f"split {name!r} has no group column(s) {missing}; its columns are "
                 f"{[str(c) for c in frame.columns]} (check data.group_columns)"
             )
-        groups = {c: [label_key(v) or "" for v in frame[c]] for c in group_columns}
+        groups = {c: [(label_key(v) or "").strip() for v in frame[c]] for c in group_columns}
         return TextSplit(texts, ids[name], groups)
 
     return Examples(label_list, *(split(s) for s in splits))

@@ -64,6 +64,8 @@ class Classification:
             labels=self._labels(frames, config),
             config=config.validation,
             suite_name=f"peftops-{config.domain}",
+            groups={c: config.data.group_values.get(c, []) for c in config.data.group_columns},
+            min_group_support=config.evaluation.min_slice_support,
         )
 
     def prepare(self, frames: dict[str, pd.DataFrame], config: PipelineConfig) -> Examples:
