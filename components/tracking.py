@@ -116,8 +116,14 @@ def set_tags(run_id: str, tags: dict[str, Any]) -> None:
 
 
 def log_table(run_id: str, rows: list[dict], artifact_file: str) -> None:
-    """A table artifact (MLflow's table view in the UI; `mlflow.load_table` reads it back)."""
-    import mlflow
+    """A table artifact (MLflow's table view in the UI; `MlflowClient.load_table` with the
+    run's experiment reads it back). MLflow appends to an existing table, so a retried task
+    leaves the first attempt's table as it is."""
+    import posixpath
 
+    folder = posixpath.dirname(artifact_file) or None
+    if any(f.path == artifact_file for f in client().list_artifacts(run_id, folder)):
+        return
     columns = list(rows[0]) if rows else []
-    mlflow.log_table({c: [r.get(c) for r in rows] for c in columns}, artifact_file, run_id=run_id)
+    data = {c: [r.get(c) for r in rows] for c in columns}
+    client().log_table(run_id, data=data, artifact_file=artifact_file)
