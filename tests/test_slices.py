@@ -172,3 +172,33 @@ def test_ge_suite_flags_an_empty_group_and_an_unknown_value_and_warns_on_small_g
     [warning] = small.warnings()
     assert "'young' (1)" in warning.description
     assert "## Warnings" in small.to_markdown()
+
+
+@pytest.mark.parametrize("domain", ["finance", "healthcare"])
+def test_demo_data_carries_the_presets_group_columns_and_passes_their_checks(domain):
+    from components.config import load_preset
+    from components.data import load_splits
+    from conftest import REPO
+
+    config = load_preset(domain)
+    raw = load_splits(config.data, REPO)
+    assert len(config.data.group_columns) == 2
+    for frame in raw.frames.values():
+        for column in config.data.group_columns:
+            assert set(frame[column]) == set(config.data.group_values[column]), column
+    report = validate_splits(
+        raw.frames,
+        text_column="text",
+        label_column="label",
+        labels=config.data.labels,
+        config=config.validation,
+        suite_name=domain,
+        groups=config.data.group_values,
+        min_group_support=config.evaluation.min_slice_support,
+    )
+    assert report.success, report.summary()
+    group_checks = [c for c in report.checks if c.column in config.data.group_columns]
+    assert len(group_checks) == 2 * 3 * 3 + 2  # 3 checks x 2 columns x 3 splits + 2 on test
+    # the small slices are warned about, on the test split only
+    small = {"finance": "premier", "healthcare": "other"}[domain]
+    assert any(small in w.description and w.split == "test" for w in report.warnings())
