@@ -165,14 +165,13 @@ class DataConfig(_Stage):
     group_values: dict[str, list[str]] = Field(
         default_factory=dict,
         description="Known values per group column: validation fails on any other value "
-        "(empty: any non-empty value).",
+        "(a column not listed: any non-empty value).",
     )
 
     @model_validator(mode="after")
-    def _group_values_name_group_columns(self) -> DataConfig:
-        unknown = sorted(set(self.group_values) - set(self.group_columns))
-        if unknown:
-            raise ValueError(f"group_values names columns not in group_columns: {unknown}")
+    def _groups_are_not_inputs(self) -> DataConfig:
+        # group_values of a column not in group_columns are unused (a `--set` may narrow the
+        # columns without clearing the preset's values)
         inputs = {self.text_column, self.label_column} & set(self.group_columns)
         if inputs:
             raise ValueError(f"group_columns must not name the text or label column: {inputs}")

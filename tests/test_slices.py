@@ -117,9 +117,9 @@ def test_group_columns_are_carried_beside_texts_not_as_input():
         )
 
 
-def test_config_rejects_group_values_of_undeclared_columns_and_the_text_column():
-    with pytest.raises(ValueError, match="group_values"):
-        build_config({"data": {"group_columns": ["band"], "group_values": {"sex": ["f"]}}})
+def test_config_rejects_the_text_column_as_a_group_and_group_columns_for_generation():
+    with pytest.raises(ValueError, match="fairness slices"):
+        build_config({"task": "generation", "data": {"group_columns": ["band"]}})
     with pytest.raises(ValueError, match="text or label"):
         build_config({"data": {"group_columns": ["text"]}})
 
