@@ -244,9 +244,10 @@ def compose(
 # Group columns of the classification data (fairness slices): who wrote a message, never
 # model input. Each maps a value to its weight by how indirect the message is (0: a plain
 # phrasing, no aside; 1: a hard phrasing or an aside; 2: both). Healthcare's 65+ band writes
-# more indirectly (hard phrasings, other concerns mentioned in passing), so it scores lower: an
-# honest gap for the slice gates to see. Drawn from their own random stream: the texts and
-# labels are those of the data without groups.
+# more indirectly (hard phrasings, other concerns mentioned in passing): a designed difficulty,
+# not a promised gap (README's sliced summary shows where the demo model's gaps really are).
+# Drawn from their own random stream: the texts and labels are those of the data without
+# groups.
 GROUP_COLUMNS: dict[str, dict[str, dict[str, tuple[float, float, float]]]] = {
     "finance": {
         "customer_segment": {
