@@ -228,7 +228,7 @@ def save_slice_plot(
     names = [f"{s.name} (n={s.support})" for s in report.slices]
     values = [s.metric(m) for s in report.slices]
     colors = ["tab:blue" if s.judged else "lightgrey" for s in report.slices]
-    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.35 * max(len(names), 1)))
+    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.35 * max(len(names), 1)))
     ax.barh(range(len(names)), values, color=colors)
     ax.set_yticks(range(len(names)), names, fontsize=8)
     ax.invert_yaxis()
@@ -245,7 +245,7 @@ def save_slice_plot(
     ax.set_xlim(0, 1)
     ax.set_xlabel(m + " (grey: too small, not judged)")
     ax.set_title(title)
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # clear of the bars
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
