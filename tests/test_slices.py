@@ -202,3 +202,13 @@ def test_demo_data_carries_the_presets_group_columns_and_passes_their_checks(dom
     # the small slices are warned about, on the test split only
     small = {"finance": "premier", "healthcare": "other"}[domain]
     assert any(small in w.description and w.split == "test" for w in report.warnings())
+
+
+def test_a_missing_group_column_fails_validation_saying_how_to_go_on():
+    splits = _splits(["old"] * 3)
+    splits["test"] = splits["test"].drop(columns=["band"])
+    report = _validate(splits)
+    assert not report.success
+    [failure] = report.failures()
+    assert failure.split == "test" and "group column 'band' is missing" in failure.description
+    assert "data.group_columns=[]" in failure.description

@@ -299,7 +299,10 @@ def group_checks(c: Context) -> list[Check]:
     checks: list[Check] = []
     for column, declared in c.groups.items():
         value = derived(column, "as_str")
-        checks.append(column_exists(f"group_exists:{column}", c.gxe, column))
+        exists = column_exists(f"group_exists:{column}", c.gxe, column)
+        exists.description = f"group column {column!r} present (data.group_columns)"
+        exists.describe = _missing_group(column)
+        checks.append(exists)
         checks.append(
             Check(
                 f"group_not_empty:{column}",
@@ -321,6 +324,18 @@ def group_checks(c: Context) -> list[Check]:
             )
         checks.append(_group_support(c, column))
     return checks
+
+
+def _missing_group(column: str) -> Callable[[Split, dict], str]:
+    def describe(split: Split, info: dict) -> str:
+        found = ", ".join(repr(name) for name in split.columns) or "none"
+        return (
+            f"group column {column!r} is missing (columns found: {found}); evaluation slices "
+            f"by it: add it, or set data.group_columns to the columns the data has "
+            "(--set 'data.group_columns=[]' to not slice)"
+        )
+
+    return describe
 
 
 def _group_support(c: Context, column: str) -> Check:
