@@ -156,6 +156,27 @@ class DataConfig(_Stage):
             raise ValueError(f"labels must be distinct; repeated: {', '.join(repeated)}")
         return labels
 
+    group_columns: list[str] = Field(
+        default_factory=list,
+        description="Columns evaluation slices by (e.g. age_band, sex, region): never model "
+        "input, carried beside the texts; metrics per value, gated by registry.max_slice_gap "
+        "and registry.min_slice_metric.",
+    )
+    group_values: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Known values per group column: validation fails on any other value "
+        "(a column not listed: any non-empty value).",
+    )
+
+    @model_validator(mode="after")
+    def _groups_are_not_inputs(self) -> DataConfig:
+        # group_values of a column not in group_columns are unused (a `--set` may narrow the
+        # columns without clearing the preset's values)
+        inputs = {self.text_column, self.label_column} & set(self.group_columns)
+        if inputs:
+            raise ValueError(f"group_columns must not name the text or label column: {inputs}")
+        return self
+
     split: SplitConfig = Field(default_factory=SplitConfig)
     max_train_examples: int | None = Field(
         None, ge=1, description="Stratified subsample of the training split (for quick runs)."
@@ -404,6 +425,12 @@ class EvaluationConfig(_Stage):
         description="The 'unsure' threshold is this percentile of the top score over "
         "correctly classified validation examples (out-of-scope cases must score below it).",
     )
+    min_slice_support: int = Field(
+        20,
+        ge=1,
+        description="Test examples a slice (a value of a data.group_columns column) needs to "
+        "be judged by the slice gates; smaller slices are shown, marked too small.",
+    )
 
 
 class RegistryConfig(_Stage):
@@ -461,6 +488,19 @@ class RegistryConfig(_Stage):
             raise ValueError(f"unknown behaviour suite(s) {unknown}; choose from {list(SUITES)}")
         return value
 
+    max_slice_gap: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Largest allowed drop of the policy metric on any judged slice below the "
+        "overall figure (empty: off).",
+    )
+    min_slice_metric: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Every judged slice must reach this policy metric (empty: off).",
+    )
     require_approval: bool = Field(
         False, description="Pause for a person's approval (Prefect UI) before @champion moves."
     )
@@ -500,6 +540,10 @@ class PipelineConfig(_Stage):
             raise ValueError(
                 f"registry.metric={self.registry.metric!r} is not a {self.task} metric; "
                 f"choose one of {list(allowed)}"
+            )
+        if self.task == "generation" and self.data.group_columns:
+            raise ValueError(
+                "data.group_columns (fairness slices) is implemented for task=classification"
             )
         if self.task == "classification" and self.method.name == "qlora":
             raise ValueError(

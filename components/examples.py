@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -17,6 +17,9 @@ from components.errors import DataLoadError
 class TextSplit:
     texts: list[str]
     label_ids: list[int]
+    # group column -> one value per text (fairness slices); never model input, and not part
+    # of the training key (they do not change what is trained)
+    groups: dict[str, list[str]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -114,9 +117,14 @@ def encode_labels(
 
 
 def to_examples(
-    frames: dict[str, pd.DataFrame], text_column: str, label_column: str, labels: list[str]
+    frames: dict[str, pd.DataFrame],
+    text_column: str,
+    label_column: str,
+    labels: list[str],
+    group_columns: Sequence[str] = (),
 ) -> Examples:
-    """Pick the text and label columns; labels become ids in `labels` order.
+    """Pick the text and label columns (and `group_columns`, kept beside the texts as
+    strings, an empty cell as ""); labels become ids in `labels` order.
 
     Labels match by `label_key` (as in validation). Call after validation: an empty or
     undeclared label raises `DataLoadError` naming the split and rows.
@@ -125,7 +133,15 @@ def to_examples(
     label_list, ids = encode_labels({s: frames[s] for s in splits}, label_column, labels)
 
     def split(name: str) -> TextSplit:
-        texts = frames[name][text_column].astype(str).str.strip().tolist()
-        return TextSplit(texts, ids[name])
+        frame = frames[name]
+        texts = frame[text_column].astype(str).str.strip().tolist()
+        missing = [c for c in group_columns if c not in frame.columns]
+        if missing:
+            raise DataLoadError(
+                f"split {name!r} has no group column(s) {missing}; its columns are "
+                f"{[str(c) for c in frame.columns]} (check data.group_columns)"
+            )
+        groups = {c: [(label_key(v) or "").strip() for v in frame[c]] for c in group_columns}
+        return TextSplit(texts, ids[name], groups)
 
     return Examples(label_list, *(split(s) for s in splits))

@@ -30,6 +30,7 @@ from components.config import PipelineConfig, RegistryConfig
 from components.data import DataVersion
 from components.evaluation import min_recall
 from components.modeling import load_bundle, refuse_pickled_weights
+from components.slices import SliceReport, slice_gate
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -225,11 +226,14 @@ def decide_promotion(
     bootstrap: dict | None = None,
     *,
     behaviour: BehaviourReport | None = None,
+    slices: SliceReport | None = None,
 ) -> Decision:
     """The domain's promotion policy; every reason (pass or fail) is recorded. With
     `policy.bootstrap_confidence`, the champion is beaten only when the lower bound of the
     paired bootstrap interval (`bootstrap`: challenger minus champion) exceeds the margin.
-    With `behaviour` (a suite's results), each suite must reach `policy.min_behaviour_pass`."""
+    With `behaviour` (a suite's results), each suite must reach `policy.min_behaviour_pass`.
+    With `policy.max_slice_gap` / `min_slice_metric`, every judged fairness slice (`slices`)
+    must pass them; a failure names the slice."""
     metric = policy.metric
     ok, reasons = True, []
     if champion is None:
@@ -281,6 +285,14 @@ def decide_promotion(
         passed, lines = behaviour_verdict(behaviour, policy.min_behaviour_pass)
         ok &= passed
         reasons += lines
+    if policy.max_slice_gap is not None or policy.min_slice_metric is not None:
+        if slices is None:
+            ok = False
+            reasons.append("slice gates are on but no slices were scored (data.group_columns)")
+        else:
+            for passed, reason in slice_gate(slices, policy.max_slice_gap, policy.min_slice_metric):
+                ok &= passed
+                reasons.append(reason)
     return Decision(ok, reasons)
 
 

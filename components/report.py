@@ -41,6 +41,8 @@ class RunSummary:
     behaviour: dict = field(default_factory=dict)
     tracking_uri: str = ""
     message: str = ""
+    slice_rows: list[dict] = field(default_factory=list)  # fairness slices' table
+    slice_notes: list[str] = field(default_factory=list)  # worst slice, largest gap
 
     @property
     def trainable_percent(self) -> float:
@@ -100,6 +102,7 @@ def format_summary(s: RunSummary) -> str:
     for name, metrics in baselines.items():
         note = _BASELINE_NOTES.get(name)
         lines.append(f" {name:<15} {_fmt(metrics, s.shown)}" + (f"   ({note})" if note else ""))
+    lines += slice_lines(s)
     lines += [
         f" champion before {champion}",
         *[f" behaviour       {line}" for line in s.behaviour.get("lines", [])],
@@ -144,6 +147,11 @@ def model_card(s: RunSummary, selection_rows: list[dict] | None = None) -> str:
         "## Test metrics",
         markdown_table(rows),
         *_behaviour_section(s.behaviour),
+        *(
+            ["## Fairness slices", markdown_table(s.slice_rows), *[f"- {n}" for n in s.slice_notes]]
+            if s.slice_rows
+            else []
+        ),
         "## Promotion decision",
         "\n".join(f"- {r}" for r in s.decision) or "- (none)",
         "## Training",
@@ -198,3 +206,21 @@ def _behaviour_section(behaviour: dict) -> list[str]:
             markdown_table([{k: f[k] for k in keys} for f in failures[:30]]),
         ]
     return parts
+
+
+def slice_lines(s: RunSummary) -> list[str]:
+    """The summary's slice table: one line per slice, then the worst slice and largest gap."""
+    if not s.slice_rows:
+        return []
+    gap = next(k for k in s.slice_rows[0] if k.startswith("gap"))
+    width = max(len(f"{r['column']}={r['value']}") for r in s.slice_rows)
+    lines = [f" slices          support · accuracy · macro-F1 · {gap} (test split)"]
+    for r in s.slice_rows:
+        name = f"{r['column']}={r['value']}"
+        mark = "" if r["judged"] == "yes" else f"   ({r['judged']}, not judged)"
+        lines.append(
+            f"   {name:<{width}}  n={r['support']:<4} {r['accuracy']:.4f} · "
+            f"{r['macro_f1']:.4f} · {r[gap]:+.4f}{mark}"
+        )
+    lines += [f"   {note}" for note in s.slice_notes]
+    return lines

@@ -113,3 +113,17 @@ def set_tags(run_id: str, tags: dict[str, Any]) -> None:
     c = client()
     for key, value in tags.items():
         c.set_tag(run_id, key, str(value)[:5000])
+
+
+def log_table(run_id: str, rows: list[dict], artifact_file: str) -> None:
+    """A table artifact (MLflow's table view in the UI; `MlflowClient.load_table` with the
+    run's experiment reads it back). MLflow appends to an existing table, so a retried task
+    leaves the first attempt's table as it is."""
+    import posixpath
+
+    folder = posixpath.dirname(artifact_file) or None
+    if any(f.path == artifact_file for f in client().list_artifacts(run_id, folder)):
+        return
+    columns = list(rows[0]) if rows else []
+    data = {c: [r.get(c) for r in rows] for c in columns}
+    client().log_table(run_id, data=data, artifact_file=artifact_file)

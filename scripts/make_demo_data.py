@@ -169,14 +169,23 @@ def roughen(text: str, rng: random.Random, abbreviations: list[list[str]]) -> st
     return text
 
 
-def compose(cls: dict, others: list[list[str]], rng: random.Random, spec: dict) -> str:
+def compose(
+    cls: dict,
+    others: list[list[str]],
+    rng: random.Random,
+    spec: dict,
+    record: dict | None = None,
+) -> str:
     """Build one message: [opener] [context] core [context] [follow-up] [closer] + tweaks.
 
     ``cls`` is an intent (or an assistant's case); the core is one of its ``hard`` phrasings
     with probability ``p_hard``, and with probability ``p_aside`` a statement from ``others``
-    (other intents' asides) is mixed into the context.
+    (other intents' asides) is mixed into the context. ``record`` (if given) receives how
+    indirect the message is (``hard``, ``asides``), which group columns may depend on; it
+    takes no random draws, so the texts do not change.
     """
-    templates = cls["hard"] if rng.random() < spec.get("p_hard", 0) else cls["templates"]
+    hard = rng.random() < spec.get("p_hard", 0)
+    templates = cls["hard"] if hard else cls["templates"]
     core, core_lowerable = make_sentence(rng.choice(templates), rng, spec)
     terse = core[:1].islower()  # lowercase templates are the terse/casual register
 
@@ -197,6 +206,8 @@ def compose(cls: dict, others: list[list[str]], rng: random.Random, spec: dict) 
     n_asides = 0
     if rng.random() < spec.get("p_aside", 0):
         n_asides = 2 if rng.random() < P_SECOND_ASIDE else 1
+    if record is not None:
+        record.update(hard=hard, asides=n_asides)
     for asides in rng.sample(others, n_asides):
         text, lowerable = make_sentence(rng.choice(asides), rng, spec)
         if rng.random() < P_CONTEXT_FIRST:
@@ -230,6 +241,48 @@ def compose(cls: dict, others: list[list[str]], rng: random.Random, spec: dict) 
     return " ".join(text.split())
 
 
+# Group columns of the classification data (fairness slices): who wrote a message, never
+# model input. Each maps a value to its weight by how indirect the message is (0: a plain
+# phrasing, no aside; 1: a hard phrasing or an aside; 2: both). Healthcare's 65+ band writes
+# more indirectly (hard phrasings, other concerns mentioned in passing): a designed difficulty,
+# not a promised gap (README's sliced summary shows where the demo model's gaps really are).
+# Drawn from their own random stream: the texts and labels are those of the data without
+# groups.
+GROUP_COLUMNS: dict[str, dict[str, dict[str, tuple[float, float, float]]]] = {
+    "finance": {
+        "customer_segment": {
+            "retail": (0.6, 0.6, 0.6),
+            "business": (0.25, 0.25, 0.25),
+            "premier": (0.15, 0.15, 0.15),
+        },
+        "region": {
+            "north": (0.3, 0.3, 0.3),
+            "south": (0.3, 0.3, 0.3),
+            "east": (0.2, 0.2, 0.2),
+            "west": (0.2, 0.2, 0.2),
+        },
+    },
+    "healthcare": {
+        "age_band": {
+            "18-39": (0.5, 0.4, 0.2),
+            "40-64": (0.45, 0.4, 0.3),
+            "65+": (0.05, 0.2, 0.5),
+        },
+        "sex": {"female": (0.52, 0.52, 0.52), "male": (0.45, 0.45, 0.45), "other": (0.03,) * 3},
+    },
+}
+
+
+def draw_groups(name: str, record: dict, rng: random.Random) -> dict[str, str]:
+    """The group values of one message of preset ``name`` (none for presets without groups)."""
+    level = int(record.get("hard", False)) + int(record.get("asides", 0) > 0)
+    out = {}
+    for column, weights in GROUP_COLUMNS.get(name, {}).items():
+        values = list(weights)
+        out[column] = rng.choices(values, weights=[weights[v][level] for v in values])[0]
+    return out
+
+
 def groups_of(spec: dict) -> list[tuple[str, dict, list[list[str]]]]:
     """(label or response, intent or case, other intents' asides) for every group of a preset."""
     if "cases" in spec:  # an assistant: the response is the case's fields as compact JSON
@@ -248,9 +301,11 @@ def groups_of(spec: dict) -> list[tuple[str, dict, list[list[str]]]]:
     ]
 
 
-def generate(spec: dict, seed: int) -> list[tuple[str, list[str]]]:
-    """The unique texts of every group of one preset, in YAML order."""
+def generate(spec: dict, seed: int, name: str = "") -> list[tuple[str, list]]:
+    """The unique texts of every group of one preset, in YAML order; with group columns
+    (``GROUP_COLUMNS[name]``), each text is ``(text, {column: value})``."""
     rng = random.Random(seed)
+    group_rng = random.Random(seed + 7919)  # its own stream: the texts stay as they were
     seen: set[str] = set()
     out = []
     for label, cls, others in groups_of(spec):
@@ -260,12 +315,16 @@ def generate(spec: dict, seed: int) -> list[tuple[str, list[str]]]:
             attempts += 1
             if attempts > cls["size"] * 500:
                 raise RuntimeError(f"{label}: could not make {cls['size']} unique texts")
-            text = compose(cls, others, rng, spec)
+            record: dict = {}
+            text = compose(cls, others, rng, spec, record)
             key = normalise(text)
             if key in seen or violations(text, spec):
                 continue
             seen.add(key)
-            texts.append(text)
+            if name in GROUP_COLUMNS:
+                texts.append((text, draw_groups(name, record, group_rng)))
+            else:
+                texts.append(text)
         out.append((label, texts))
     return out
 
@@ -298,8 +357,15 @@ def write_split(path: Path, rows: list[tuple[str, str]]) -> None:
             )
             return
         writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(("text", "label"))
-        writer.writerows(rows)
+        grouped = bool(rows) and isinstance(rows[0][0], tuple)
+        columns = list(rows[0][0][1]) if grouped else []
+        writer.writerow(("text", "label", *columns))
+        for text, label in rows:
+            if grouped:
+                text, groups = text
+                writer.writerow((text, label, *groups.values()))
+            else:
+                writer.writerow((text, label))
 
 
 def count_table(rows: dict[str, list[tuple[str, str]]], labels: list[str]) -> list[str]:
@@ -324,7 +390,27 @@ def classification_section(name: str, spec: dict, rows: dict) -> list[str]:
         "",
         *count_table(rows, labels),
         "",
+        *group_section(name, rows),
     ]
+
+
+def group_section(name: str, rows: dict) -> list[str]:
+    """Group columns (fairness slices; never model input) and their counts per split."""
+    columns = GROUP_COLUMNS.get(name, {})
+    if not columns:
+        return []
+    lines = [
+        "Group columns (who wrote the message; never model input, used by evaluation to "
+        "slice): " + ", ".join(f"`{c}`" for c in columns) + ".",
+        "",
+        "| group | " + " | ".join(rows) + " |",
+        "|---|" + "---:|" * len(rows),
+    ]
+    for column, weights in columns.items():
+        for value in weights:
+            counts = [sum(1 for (_, g), _ in rows[s] if g[column] == value) for s in rows]
+            lines.append(f"| `{column}={value}` | " + " | ".join(map(str, counts)) + " |")
+    return [*lines, ""]
 
 
 def assistant_section(name: str, spec: dict, rows: dict) -> list[str]:
@@ -346,7 +432,7 @@ def main(argv: list[str] | None = None) -> None:
     sections: dict[str, list[str]] = {"classification": []}
     for offset, name in enumerate(CLASSIFICATION):
         spec = load_spec(name)
-        groups = generate(spec, args.seed * 100 + offset)
+        groups = generate(spec, args.seed * 100 + offset, name)
         rows = split(groups, SPLITS, random.Random(args.seed * 100 + 50 + offset))
         for split_name, split_rows in rows.items():
             write_split(args.out / name / f"{split_name}.csv", split_rows)

@@ -15,6 +15,7 @@ from components import registry, tracking
 from components.config import PipelineConfig
 from components.evaluation import comparison_rows, paired_bootstrap
 from components.objectives import Baselines, objective_for
+from components.slices import SliceReport, save_slice_plot, slice_metrics
 from components.training import TrainResult
 from tasks.policy import transient
 
@@ -28,6 +29,7 @@ class Evaluation:
     champion_error: str | None = None
     baselines: dict[str, dict] = field(default_factory=dict)  # every baseline, by name
     bootstrap: dict | None = None  # challenger - champion on the policy's metric
+    slices: SliceReport | None = None  # fairness slices (data.group_columns)
 
 
 @task(cache_policy=NO_CACHE, **transient())
@@ -103,6 +105,8 @@ def evaluate(
         for path in objective.save_evidence(scored, examples, Path(tmp), title):
             tracking.log_artifact(run_id, path, "evaluation")
     create_table_artifact(rows, key=f"{config.domain}-evaluation", description="test split")
+    if config.data.group_columns:
+        result.slices = _log_slices(scored.predictions, examples, config, run_id)
     strongest = result.baseline or {}
     logger.info(
         "test %s %.4f (strongest baseline %.4f)",
@@ -111,3 +115,38 @@ def evaluate(
         strongest.get(metric, float("nan")),
     )
     return result
+
+
+def _log_slices(
+    predictions: list, examples: Any, config: PipelineConfig, run_id: str
+) -> SliceReport:
+    """The fine-tuned model's metrics per group value: MLflow metrics, table and bar plot,
+    and a Prefect table artifact."""
+    policy = config.registry
+    report = slice_metrics(
+        examples.test.label_ids,
+        predictions,
+        examples.labels,
+        examples.test.groups,
+        metric=policy.metric,
+        min_support=config.evaluation.min_slice_support,
+    )
+    tracking.log_metrics(run_id, report.metrics())
+    rows = report.rows()
+    tracking.log_table(run_id, rows, "evaluation/slices.json")
+    tracking.log_dict(run_id, report.to_dict(), "evaluation/slice_report.json")
+    with tempfile.TemporaryDirectory() as tmp:
+        plot = save_slice_plot(
+            report,
+            Path(tmp) / "slices.png",
+            f"{config.domain}: {policy.metric} per slice (test split)",
+            policy.max_slice_gap,
+            policy.min_slice_metric,
+        )
+        tracking.log_artifact(run_id, plot, "evaluation")
+    create_table_artifact(
+        rows, key=f"{config.domain}-slices", description="fairness slices (test split)"
+    )
+    for line in report.summary_lines():
+        get_run_logger().info("slices: %s", line)
+    return report

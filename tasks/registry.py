@@ -168,6 +168,7 @@ def register_model(
         policy,
         evaluation.bootstrap,
         behaviour=behaviour,
+        slices=evaluation.slices,
     )
     if evaluation.champion_error:
         decision.promote = False

@@ -60,6 +60,9 @@ def publish_model_card(
         tracking_uri=tracking.tracking_uri(),
         behaviour=({**behaviour.to_dict(), "lines": summary_lines(behaviour)} if behaviour else {}),
     )
+    if evaluation.slices is not None:
+        summary.slice_rows = evaluation.slices.rows()
+        summary.slice_notes = evaluation.slices.summary_lines()
     card = model_card(summary, selection.table)
     tracking.log_text(run_id, card, "model_card.md")
     if registration.version is not None:  # the registry UI shows the card as the description

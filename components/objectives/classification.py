@@ -64,12 +64,18 @@ class Classification:
             labels=self._labels(frames, config),
             config=config.validation,
             suite_name=f"peftops-{config.domain}",
+            groups={c: config.data.group_values.get(c, []) for c in config.data.group_columns},
+            min_group_support=config.evaluation.min_slice_support,
         )
 
     def prepare(self, frames: dict[str, pd.DataFrame], config: PipelineConfig) -> Examples:
         data = config.data
         return to_examples(
-            frames, data.text_column, data.label_column, self._labels(frames, config)
+            frames,
+            data.text_column,
+            data.label_column,
+            self._labels(frames, config),
+            data.group_columns,
         )
 
     def preview(self, examples: Examples, config: PipelineConfig) -> None:

@@ -8,7 +8,7 @@ not apply to this call. A new check is one function here, added to `CHECKS`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from components.config import ValidationConfig
@@ -37,6 +37,9 @@ class Context:
     config: ValidationConfig
     train_texts: bool  # a train split with the text column exists (train leakage applies)
     validation_texts: bool  # likewise for the validation split
+    # fairness slices: group column -> its declared values (empty: any non-empty value)
+    groups: dict[str, list[str]] = field(default_factory=dict)
+    min_group_support: int = 1  # test examples a group value needs to be judged
 
 
 def text_exists(c: Context) -> Check:
@@ -290,6 +293,84 @@ CHECKS: tuple[Callable[[Context], Check | None], ...] = (
 )
 
 
+def group_checks(c: Context) -> list[Check]:
+    """Per group column (`data.group_columns`): present, no empty value, declared values only
+    (when declared), and a warning where a value has too few test examples to be judged."""
+    checks: list[Check] = []
+    for column, declared in c.groups.items():
+        value = derived(column, "as_str")
+        exists = column_exists(f"group_exists:{column}", c.gxe, column)
+        exists.description = f"group column {column!r} present (data.group_columns)"
+        exists.describe = _missing_group(column)
+        checks.append(exists)
+        checks.append(
+            Check(
+                f"group_not_empty:{column}",
+                c.gxe.ExpectColumnValuesToNotBeNull(column=value),
+                f"group column {column!r}: no empty value (every example belongs to a group)",
+                column,
+                examples=source_examples(column),
+            )
+        )
+        if declared:
+            checks.append(
+                Check(
+                    f"group_in_set:{column}",
+                    c.gxe.ExpectColumnValuesToBeInSet(column=value, value_set=declared),
+                    f"group column {column!r}: values inside {declared}",
+                    column,
+                    examples=source_examples(column),
+                )
+            )
+        checks.append(_group_support(c, column))
+    return checks
+
+
+def _missing_group(column: str) -> Callable[[Split, dict], str]:
+    def describe(split: Split, info: dict) -> str:
+        found = ", ".join(repr(name) for name in split.columns) or "none"
+        return (
+            f"group column {column!r} is missing (columns found: {found}); evaluation slices "
+            f"by it: add it, or set data.group_columns to the columns the data has "
+            "(--set 'data.group_columns=[]' to not slice)"
+        )
+
+    return describe
+
+
+def _group_support(c: Context, column: str) -> Check:
+    least, size = c.min_group_support, derived(column, "group_size")
+
+    def small(split: Split) -> dict[str, int]:
+        values = split.frame[derived(column, "as_str")]
+        counts = values.value_counts()
+        return {str(k): int(v) for k, v in counts.items() if v < least}
+
+    def examples(split: Split, info: dict, limit: int) -> list[dict]:
+        return [
+            {"row": None, "value": k, "count": v} for k, v in list(small(split).items())[:limit]
+        ]
+
+    def describe(split: Split, info: dict) -> str:
+        shown = ", ".join(f"{k!r} ({v})" for k, v in small(split).items())
+        return (
+            f"group column {column!r}: values with fewer than {least} test examples are shown "
+            f"but too small to judge (evaluation.min_slice_support): {shown}"
+        )
+
+    return Check(
+        f"group_support:{column}",
+        c.gxe.ExpectColumnValuesToBeBetween(column=size, min_value=least, severity="warning"),
+        f"group column {column!r}: every value has at least {least} test examples (warning only)",
+        column,
+        where="test",
+        examples=examples,
+        describe=describe,
+        severity="warning",
+    )
+
+
 def build_checks(context: Context) -> list[Check]:
     """The checks that apply to this call, in suite order."""
-    return [check for make in CHECKS if (check := make(context)) is not None]
+    checks = [check for make in CHECKS if (check := make(context)) is not None]
+    return checks + group_checks(context)

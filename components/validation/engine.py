@@ -55,6 +55,7 @@ class Check:
     examples: Examples | None = None  # default: the column's values at GE's unexpected indices
     describe: Describe | None = None
     describe_pass: Describe | None = None  # description of a success (e.g. an observed share)
+    severity: str = "critical"  # "warning": reported, never fails the suite
 
     def __post_init__(self) -> None:
         if self.requires is None:
@@ -171,9 +172,8 @@ def run_suite(
         found = {(r.expectation_config.meta or {}).get("check"): r for r in outcome.results}
         for c in applicable:  # suite order, not GE's result order
             results.append(to_result(c, split, found.get(c.key), config))
-    return ValidationReport(
-        suite_name=suite_name, success=all(r.success for r in results), checks=results
-    )
+    success = all(r.success or r.severity == "warning" for r in results)
+    return ValidationReport(suite_name=suite_name, success=success, checks=results)
 
 
 def _quiet(context: Any) -> None:
@@ -229,6 +229,7 @@ def to_result(check: Check, split: Split, result: Any, config: ValidationConfig)
         unexpected_count=unexpected,
         element_count=element,
         examples=examples,
+        severity=check.severity,
     )
 
 

@@ -26,6 +26,7 @@ class CheckResult:
     unexpected_count: int
     element_count: int
     examples: list[dict] = field(default_factory=list)
+    severity: str = "critical"  # "warning": shown, never fails the suite
 
 
 @dataclass
@@ -37,8 +38,12 @@ class ValidationReport:
     checks: list[CheckResult]
 
     def failures(self) -> list[CheckResult]:
-        """The failed checks, in suite order."""
-        return [c for c in self.checks if not c.success]
+        """The failed checks, in suite order (warnings are not failures)."""
+        return [c for c in self.checks if not c.success and c.severity != "warning"]
+
+    def warnings(self) -> list[CheckResult]:
+        """Checks that did not hold but only warn (e.g. a group too small to judge)."""
+        return [c for c in self.checks if not c.success and c.severity == "warning"]
 
     def to_dict(self) -> dict:
         """A JSON-serialisable copy."""
@@ -65,24 +70,34 @@ class ValidationReport:
         for c in self.checks:
             lines.append(
                 f"| {c.split} | `{c.expectation}` | {_md(c.column or '')} | "
-                f"{'pass' if c.success else '**FAIL**'} | {c.unexpected_count} | "
+                f"{_result(c)} | {c.unexpected_count} | "
                 f"{c.element_count} | {_md(c.description)} |"
             )
         if failures:
             lines += ["", "## Failures"]
         for c in failures:
-            where = f"{c.split}, column `{c.column}`" if c.column else c.split
-            lines += ["", f"### `{c.expectation}` ({where})", "", _md(c.description), ""]
-            if not c.examples:
-                continue
-            extra = sorted({k for e in c.examples for k in e} - {"row", "value"})
-            lines.append("| " + " | ".join(["row", "value", *extra]) + " |")
-            lines.append("|" + "---|" * (2 + len(extra)))
-            for e in c.examples:
-                cells = [_row_label(e.get("row")), _md(_show(e.get("value"), SHOWN_CHARS))]
-                cells += [_md("" if e.get(k) is None else e[k]) for k in extra]
-                lines.append("| " + " | ".join(cells) + " |")
+            lines += self._detail(c)
+        if self.warnings():
+            lines += ["", "## Warnings"]
+        for c in self.warnings():
+            lines += self._detail(c)
         return "\n".join(lines) + "\n"
+
+    def _detail(self, c: CheckResult) -> list[str]:
+        """A failure's or warning's section: its description and offending rows."""
+        lines: list[str] = []
+        where = f"{c.split}, column `{c.column}`" if c.column else c.split
+        lines += ["", f"### `{c.expectation}` ({where})", "", _md(c.description), ""]
+        if not c.examples:
+            return lines
+        extra = sorted({k for e in c.examples for k in e} - {"row", "value"})
+        lines.append("| " + " | ".join(["row", "value", *extra]) + " |")
+        lines.append("|" + "---|" * (2 + len(extra)))
+        for e in c.examples:
+            cells = [_row_label(e.get("row")), _md(_show(e.get("value"), SHOWN_CHARS))]
+            cells += [_md("" if e.get(k) is None else e[k]) for k in extra]
+            lines.append("| " + " | ".join(cells) + " |")
+        return lines
 
     def summary(self) -> str:
         """Plain text naming each failure (split, expectation, column, count, a few rows)."""
@@ -157,6 +172,12 @@ def _show(value: Any, limit: int) -> str:
 
 def _row_label(row: Any) -> str:
     return "–" if row is None else str(row)
+
+
+def _result(c: CheckResult) -> str:
+    if c.success:
+        return "pass"
+    return "warn" if c.severity == "warning" else "**FAIL**"
 
 
 def _md(text: str) -> str:

@@ -36,12 +36,17 @@ def validate_splits(
     labels: Sequence[str],
     config: ValidationConfig,
     suite_name: str,
+    groups: Mapping[str, Sequence[str]] | None = None,
+    min_group_support: int = 1,
 ) -> ValidationReport:
-    """Run the suite on every given split; a failed report is returned, never raised."""
+    """Run the suite on every given split; a failed report is returned, never raised.
+
+    `groups` maps each group column (fairness slices) to its declared values (empty: any)."""
     _, gxe = gx_modules()
     declared = list(dict.fromkeys(str(v) for v in labels))
+    groups = {column: [str(v) for v in values] for column, values in (groups or {}).items()}
     prepared = {
-        name: _prepare(name, frame, text_column, label_column, declared)
+        name: _prepare(name, frame, text_column, label_column, declared, list(groups))
         for name, frame in ordered(splits).items()
     }
     train_texts, validation_texts = mark_leakage(
@@ -55,13 +60,29 @@ def validate_splits(
         config=config,
         train_texts=train_texts,
         validation_texts=validation_texts,
+        groups=groups,
+        min_group_support=min_group_support,
     )
     return run_suite(prepared, build_checks(context), config=config, suite_name=suite_name)
 
 
-def _prepare(name: str, frame: pd.DataFrame, text: str, label: str, declared: list[str]) -> Split:
+def _prepare(
+    name: str,
+    frame: pd.DataFrame,
+    text: str,
+    label: str,
+    declared: list[str],
+    group_columns: Sequence[str] = (),
+) -> Split:
     split = new_split(name, frame)
     work = split.frame
+    for column in group_columns:
+        if column in split.columns:
+            # the value as a string; empty or blank cells are null (an example with no group)
+            values = object_column(work, column).map(label_key, na_action="ignore")
+            values = values.map(lambda v: v.strip() or None, na_action="ignore").astype(object)
+            work[derived(column, "as_str")] = values
+            work[derived(column, "group_size")] = values.map(values.value_counts()).astype(float)
     if text in split.columns:
         values = object_column(work, text)
         is_str = values.map(lambda v: isinstance(v, str)).astype(bool)
