@@ -165,3 +165,26 @@ def test_export_config_bounds():
     with pytest.raises(ValueError, match=r"export\.quantize"):
         apply_overrides(config, ["export.quantize=int4"])
     assert json.loads(config.model_dump_json())["export"]["max_metric_drop"] == 0.01
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_the_finance_flow_ships_an_edge_model_with_its_new_champion(workspace, tiny_bert):
+    from flows.pipeline import finance
+
+    config = tiny_config(
+        "finance",
+        tiny_bert,
+        "registry.require_beats_baseline=false",
+        "training.epochs=1",
+        "export.enabled=true",
+        "export.quantize=none",
+    )
+    summary = finance(config=config)
+    assert summary.champion_moved and summary.version == "1"
+    run = tracking.client().get_run(summary.mlflow_run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["export.status"] == f"registered {NAME}-onnx v1", run.data.tags
+    assert run.data.metrics["export.fp32.agreement"] >= 0.995
+    edge = tracking.client().get_model_version_by_alias(f"{NAME}-onnx", registry.CHAMPION)
+    assert edge.tags["source.version"] == "1"
+    assert edge.tags["data.dvc_md5"] == run.data.tags["data.dvc_md5"]
