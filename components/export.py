@@ -19,9 +19,11 @@ figures, and nothing is registered.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -218,7 +220,10 @@ def export_onnx(model: PooledClassifier, tokenizer: Any, path: Path) -> Path:
     example = tokenizer(["an example text", "two"], padding=True, return_tensors="pt")
     batch, sequence = Dim("batch"), Dim("sequence")
     dynamic = {"input_ids": {0: batch, 1: sequence}, "attention_mask": {0: batch, 1: sequence}}
-    with torch.no_grad():
+    # the exporter's chatter (torchvision ops it skips, axis names it merges) is not the user's
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.onnx")
         torch.onnx.export(
             model,
             (example["input_ids"], example["attention_mask"]),
@@ -490,6 +495,11 @@ def export_version(
     Raises ExportGateError (nothing registered) when it fails."""
     require_export_libraries()
     version, tags = resolve_version(name, alias_or_version)
+    if tags.get("task", "classification") != "classification":
+        raise ExportError(
+            f"{name} v{version} is a {tags['task']} model: export covers classifiers only (a "
+            "generative model needs ONNX Runtime GenAI's generate loop; see README, Export)"
+        )
     run_id = tracking.client().get_model_version(name, version).run_id
     tags = {**tags, "run_id": run_id or ""}
     split = read_test_split(tags, project_dir or tracking.project_dir())

@@ -188,3 +188,12 @@ def test_the_finance_flow_ships_an_edge_model_with_its_new_champion(workspace, t
     edge = tracking.client().get_model_version_by_alias(f"{NAME}-onnx", registry.CHAMPION)
     assert edge.tags["source.version"] == "1"
     assert edge.tags["data.dvc_md5"] == run.data.tags["data.dvc_md5"]
+
+
+def test_a_generative_version_is_refused_before_anything_is_loaded(workspace, tiny_bert):
+    run_id = tracking.client().create_run(tracking.ensure_experiment("test")).info.run_id
+    registry.register_version(
+        "peftops-finance-assistant", "file:///nowhere", run_id, {"task": "generation"}
+    )
+    with pytest.raises(ExportError, match="export covers classifiers only"):
+        export_version("peftops-finance-assistant", "1", ExportConfig(), workspace)
