@@ -13,7 +13,7 @@ from mlflow.exceptions import MlflowException
 from components import registry, tracking
 from components.config import ExportConfig, apply_overrides
 from components.data import load_splits
-from components.export import ExportError, ExportGateError, export_version, format_report
+from components.export import ExportError, export_version, format_report
 from components.modeling import build_classifier, save_bundle
 from conftest import DATA, tiny_config
 
@@ -125,21 +125,29 @@ def test_export_round_trip_registers_an_onnx_model_that_predicts_the_same_labels
     assert "onnx fp32" in format_report(result) and "passed" in format_report(result)
 
 
-def test_a_failing_gate_fails_with_its_figures_and_registers_nothing(workspace, tiny_bert):
+def test_a_failing_gate_fails_the_command_with_its_figures_and_registers_nothing(
+    workspace, tiny_bert
+):
+    from typer.testing import CliRunner
+
+    from peftops.cli import EXIT_FAILED, app
+
     data = _relabelled_data(workspace / "relabelled", tiny_bert, outliers=100)
     version = _register(workspace, tiny_bert, data, outliers=100)
-    policy = ExportConfig(quantize="int8", max_metric_drop=0.0)
-    with pytest.raises(ExportGateError) as failed:
-        export_version(NAME, version, policy, workspace)
-    result = failed.value.result
+    figures = workspace / "gate.json"
+    args = ["export", "finance", "--version", version, "--quantize", "int8"]
+    args += ["--set", "export.max_metric_drop=0", "--json", str(figures)]
+    done = CliRunner().invoke(app, args)
 
-    assert result.fp32.agreement >= 0.995  # conversion kept the labels ...
-    assert result.int8 is not None and result.int8.agreement < 1.0  # ... int8 did not
-    assert result.reference.metric - result.int8.metric > 0
-    assert result.int8.size_bytes < result.fp32.size_bytes
-    assert not result.passed
-    assert any("int8 macro_f1 drop" in r and "> 0.0" in r for r in result.reasons)
-    assert "FAILED" in format_report(result) and "nothing" in format_report(result)
+    assert done.exit_code == EXIT_FAILED, done.output
+    assert "FAILED" in done.output and "nothing was registered" in done.output
+    result = json.loads(figures.read_text())
+    assert result["fp32"]["agreement"] >= 0.995  # conversion kept the labels ...
+    assert result["int8"]["agreement"] < 1.0  # ... int8 did not
+    assert result["reference"]["metric"] - result["int8"]["metric"] > 0
+    assert result["int8"]["size_bytes"] < result["fp32"]["size_bytes"]
+    assert result["passed"] is False and result["registered_version"] is None
+    assert any("int8 macro_f1 drop" in r and "> 0.0" in r for r in result["reasons"])
     with pytest.raises(MlflowException):  # nothing registered
         tracking.client().get_registered_model(f"{NAME}-onnx")
     assert "export.onnx_version" not in tracking.client().get_model_version(NAME, version).tags
