@@ -509,6 +509,37 @@ class RegistryConfig(_Stage):
     )
 
 
+class ExportConfig(_Stage):
+    """The edge export of a registered classifier (`peftops export`, or a flow's last step)."""
+
+    enabled: bool = Field(
+        False,
+        description="After a run that moved @champion, export the new champion (merged, "
+        "ONNX, optionally int8) and register it as <model_name>-onnx if the gate passes.",
+    )
+    format: Literal["onnx"] = Field("onnx", description="Export format.")
+    quantize: Literal["int8", "none"] = Field(
+        "int8", description="int8: dynamic int8 quantization by onnxruntime; none: fp32."
+    )
+    min_agreement: float = Field(
+        0.995,
+        ge=0,
+        le=1,
+        description="Share of test texts where the fp32 ONNX model must predict the "
+        "registered adapter model's label.",
+    )
+    max_metric_drop: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="Largest drop of registry.metric (e.g. 0.01 = 1 point) the shipped "
+        "(int8 or fp32) model may show against the registered adapter model.",
+    )
+    latency_samples: int = Field(
+        100, ge=5, le=10000, description="Test texts timed one by one (batch 1) for p50/p95."
+    )
+
+
 class PipelineConfig(_Stage):
     """Everything one fine-tuning run needs, stage by stage."""
 
@@ -527,6 +558,7 @@ class PipelineConfig(_Stage):
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
 
     @model_validator(mode="after")
     def _check_combinations(self) -> PipelineConfig:

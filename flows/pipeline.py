@@ -11,6 +11,7 @@ from tasks.approval import request_approval
 from tasks.behaviour import check_behaviour
 from tasks.data import load_data, validate_data
 from tasks.evaluation import evaluate
+from tasks.export import export_champion
 from tasks.registry import (
     Registration,
     check_for_changes,
@@ -27,9 +28,9 @@ HEALTHCARE_DEFAULTS = load_preset("healthcare")
 
 
 def run_pipeline(config: PipelineConfig, force: bool = True) -> RunSummary:
-    """validate → baseline → select → train → evaluate → behaviour → register → promote, in
-    one MLflow run. Unless `force`, a run whose data, base model and config equal
-    `@champion`'s stops early as skipped."""
+    """validate → baseline → select → train → evaluate → behaviour → register → promote (→
+    export, with `export.enabled`), in one MLflow run. Unless `force`, a run whose data, base
+    model and config equal `@champion`'s stops early as skipped."""
     skip_exit_collection()  # the interpreter's exit would spend ~3 s collecting the heap
     run_id = start_mlflow_run(config)
     registration: Registration | None = None
@@ -53,6 +54,7 @@ def run_pipeline(config: PipelineConfig, force: bool = True) -> RunSummary:
         summary = publish_model_card(
             config, run_id, raw.version, selection, trained, evaluation, registration, behaviour
         )
+        export_champion(registration, config, run_id)  # export.enabled: the edge model
         end_mlflow_run(run_id, "FINISHED")
     except BaseException as err:
         if registration is not None and isinstance(err, Exception):  # not on Ctrl-C

@@ -292,6 +292,10 @@ def predict(
     domain: Annotated[str, typer.Argument(help="a preset: peftops presets lists them")],
     texts: Annotated[list[str], typer.Argument(help="Texts to classify or prompts to answer.")],
     alias: Annotated[str, typer.Option(help="Alias or version to load.")] = "champion",
+    onnx: Annotated[
+        bool,
+        typer.Option(help="Use the exported edge model <name>-onnx (`peftops export`)."),
+    ] = False,
 ) -> None:
     """Classify texts, or answer prompts, with the preset's registered model (@champion)."""
     _quiet_environment()
@@ -299,7 +303,7 @@ def predict(
 
     from components import registry
 
-    name = _model_name(domain)
+    name = _model_name(domain) + ("-onnx" if onnx else "")
     try:
         model = registry.load_model(name, alias)
     except Exception as err:
@@ -327,6 +331,55 @@ def _unsure_below(name: str, alias: str) -> float | None:
         return None
     value = tracking.client().get_model_version(name, version).tags.get(UNSURE_TAG)
     return float(value) if value else None
+
+
+@app.command("export")
+def export_model(
+    domain: Annotated[str, typer.Argument(help="a preset: peftops presets lists them")],
+    version: Annotated[
+        str | None, typer.Option(help="Version number to export (default: --alias).")
+    ] = None,
+    alias: Annotated[str, typer.Option(help="Alias to export.")] = "champion",
+    format_: Annotated[str, typer.Option("--format", help="Export format: onnx.")] = "onnx",
+    quantize: Annotated[
+        str | None, typer.Option(help="int8 or none (default: the preset's export.quantize).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a gate setting: --set export.min_agreement=0.99."),
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the gate's figures as JSON here.")
+    ] = None,
+) -> None:
+    """Merge, export (ONNX) and quantize a registered classifier; register <name>-onnx only
+    if the gate passes on the version's own test split (agreement, metric drop)."""
+    _quiet_environment()
+    from components.config import ConfigError, apply_overrides, load_preset
+
+    sets = [f"export.format={json.dumps(format_)}"]
+    if quantize is not None:
+        sets.append(f"export.quantize={json.dumps(quantize)}")
+    try:
+        config = apply_overrides(load_preset(domain), sets + list(set_ or []))
+    except ConfigError as err:
+        raise _fail(str(err), EXIT_CONFIG) from None
+    from components.export import ExportError, ExportGateError, export_version, format_report
+    from components.modeling import ModelLoadError
+
+    name = config.registry.model_name
+    try:
+        result = export_version(name, version or alias, config.export)
+    except ExportGateError as err:
+        typer.echo(format_report(err.result))
+        if json_out is not None:
+            json_out.write_text(json.dumps(err.result.to_dict(), indent=2))
+        raise _fail(f"{err}; nothing was registered", EXIT_FAILED) from None
+    except (ExportError, ModelLoadError) as err:
+        raise _fail(str(err), EXIT_DATA) from None
+    typer.echo(format_report(result))
+    if json_out is not None:
+        json_out.write_text(json.dumps(result.to_dict(), indent=2))
 
 
 @app.command()

@@ -219,3 +219,19 @@ def test_allocator_settings_reach_the_child_process():
             check=True,
         )
         assert child.stdout.strip() == expected
+
+
+def test_inference_benchmark_adds_onnx_sides_that_agree_with_the_torch_model(tmp_path, tiny_bert):
+    from components.modeling import TextClassifier, build_classifier
+    from peftops.bench.speed.inference import _export_sides
+
+    model, tokenizer, _ = build_classifier(str(tiny_bert), len(LABELS))
+    classifier = TextClassifier(model, tokenizer, {"labels": LABELS, "max_length": 32})
+    sides: dict = {}
+    sizes = _export_sides(classifier, tmp_path / "export", sides, batch=8)
+    assert set(sides) == {"onnx_fp32", "onnx_int8"}
+    assert set(sizes) == {"merged", "onnx_fp32", "onnx_int8"}
+    assert sizes["onnx_int8"] < sizes["onnx_fp32"]
+    texts = toy_split(16, seed=3).texts
+    want = classifier.predict_proba(texts, 8)
+    assert sides["onnx_fp32"](texts) == pytest.approx(want, abs=1e-5)

@@ -1,5 +1,6 @@
 """Inference: the registered model through `mlflow.pyfunc` against the raw model forward,
-and LoRA merged into the base against unmerged (predictions/s, p50/p95 latency)."""
+LoRA merged into the base against unmerged, and the ONNX export (fp32, int8) against the
+merged torch model (predictions/s, p50/p95 latency, size)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from peftops.bench.speed.harness import (
     alternate,
     comparison,
     fresh_home,
+    log,
     project_env,
     rate_pair,
     timed,
@@ -113,6 +115,7 @@ def bench_inference(ctx: Context) -> None:
         "merged": lambda items: classifier.predict_proba(items, batch),
         "unmerged": lambda items: unmerged.predict_proba(items, batch),
     }
+    sizes = _export_sides(classifier, home / "export", sides, batch)
     # same answers first (a wrong-but-fast path must not win)
     want = classifier.labels
     assert list(model.predict(frame)["label"]) == [want[i] for i in raw(texts)]
@@ -137,7 +140,8 @@ def bench_inference(ctx: Context) -> None:
             latencies[name].append(time.perf_counter() - started)
     p = {k: _percentiles(v) for k, v in latencies.items()}
     info = {"texts": len(texts), "batch_size": batch, "latency_calls": ctx.settings.latency_calls}
-    pairs = (("pyfunc", "raw", "raw model forward"), ("merged", "unmerged", "unmerged LoRA"))
+    pairs = [("pyfunc", "raw", "raw model forward"), ("merged", "unmerged", "unmerged LoRA")]
+    pairs += [(name, "merged", "merged torch model") for name in sizes if name != "merged"]
     for ours, base, label in pairs:
         rate_pair(
             ctx,
@@ -159,3 +163,45 @@ def bench_inference(ctx: Context) -> None:
                 higher_is_better=False,
                 latency_calls=ctx.settings.latency_calls,
             )
+    for name, size in sizes.items():
+        if name != "merged":
+            comparison(
+                ctx,
+                f"inference_{name}_size",
+                size / 1e6,
+                "merged torch model",
+                sizes["merged"] / 1e6,
+                "MB",
+                higher_is_better=False,
+            )
+
+
+def _export_sides(
+    classifier: Any, folder: Path, sides: dict[str, Callable[[list[str]], Any]], batch: int
+) -> dict[str, int]:
+    """Add the merged model exported to ONNX (fp32, and int8 by dynamic quantization), as
+    `peftops export` writes it, to `sides`; returns the sizes in bytes (torch's too). Without
+    the `export` extra, nothing is added."""
+    from components.export import (
+        ExportError,
+        export_onnx,
+        quantize_int8,
+        require_export_libraries,
+        torch_size_bytes,
+    )
+    from components.onnx_runtime import OnnxClassifier
+
+    try:
+        require_export_libraries()
+    except ExportError as err:
+        log(f"inference: no ONNX rows ({err})")
+        return {}
+    folder.mkdir(parents=True, exist_ok=True)
+    fp32 = export_onnx(classifier.model, classifier.tokenizer, folder / "model.fp32.onnx")
+    int8 = quantize_int8(fp32, folder / "model.int8.onnx")
+    sizes = {"merged": torch_size_bytes(classifier.model)}
+    for name, path in (("onnx_fp32", fp32), ("onnx_int8", int8)):
+        onnx = OnnxClassifier(path, classifier.tokenizer, classifier.labels, classifier.max_length)
+        sides[name] = lambda items, onnx=onnx: onnx.predict_proba(items, batch)
+        sizes[name] = path.stat().st_size
+    return sizes
