@@ -121,14 +121,30 @@ class Features:
     seconds: float
 
 
-def embed_splits(examples: Examples, config: PipelineConfig) -> Features:
+def rows_needed(examples: Examples, points: Sequence[CurvePoint]) -> list[int]:
+    """The training rows any point samples (all rows when a point takes all)."""
+    needed: set[int] = set()
+    for point in points:
+        needed.update(sample_indices(examples.train.label_ids, point.k, point.seed))
+    return sorted(needed)
+
+
+def embed_splits(
+    examples: Examples, config: PipelineConfig, train_rows: Sequence[int] | None = None
+) -> Features:
+    """Embed the test split and the training rows in `train_rows` (default: all; the others
+    stay NaN, so a probe on an unembedded row could not pass unnoticed)."""
     from components.modeling import build_classifier
 
     started = time.perf_counter()
     m = config.model
     model, tokenizer, _ = build_classifier(m.base_model, len(examples.labels), m.pooling)
     batch = config.evaluation.batch_size
-    train = embed_texts(model, tokenizer, examples.train.texts, m.max_length, batch)
+    rows = list(range(len(examples.train))) if train_rows is None else list(train_rows)
+    texts = [examples.train.texts[i] for i in rows]
+    embedded = embed_texts(model, tokenizer, texts, m.max_length, batch)
+    train = np.full((len(examples.train), embedded.shape[1]), np.nan, dtype=np.float32)
+    train[rows] = embedded
     test = embed_texts(model, tokenizer, examples.test.texts, m.max_length, batch)
     return Features(train, test, time.perf_counter() - started)
 
@@ -173,7 +189,10 @@ def point_probe(
     rows = sample_indices(examples.train.label_ids, point.k, point.seed)
     sampled = replace(examples, train=take(examples.train, rows))
     y = np.asarray(sampled.train.label_ids)
-    probe = fit_probe(features.train[rows], y, len(examples.labels))
+    x = features.train[rows]
+    if np.isnan(x).any():
+        raise ValueError(f"{point.name}: training rows without embeddings (see rows_needed)")
+    probe = fit_probe(x, y, len(examples.labels))
     preds = probe_predict(probe, features.test)
     metrics = classification_metrics(examples.test.label_ids, preds, examples.labels)
     seconds = time.perf_counter() - started

@@ -23,11 +23,12 @@ def curve(
     methods: list[str] | None = None,
     min_steps: int = 0,
     max_test: int | None = None,
+    max_validation: int | None = None,
 ) -> CurveReport:
     """k labelled examples per class (`ks`, e.g. "1,2,4,all"; `seeds` samples for k ≤
     `seeds_up_to`), scored by the probe, PEFT (the preset's method) and full fine-tuning on
     the same test split. The data is validated once, whole, before sampling; nothing is
-    registered."""
+    registered. `max_test`/`max_validation` cap those splits (stratified) to bound the cost."""
     skip_exit_collection()
     if config.task != "classification":
         raise ConfigError(
@@ -40,7 +41,9 @@ def curve(
     try:
         raw = load_data(config, run_id)
         examples = validate_data(raw, config, run_id)
-        examples, features = prepare_curve(examples, config, max_test, run_id)
+        examples, features = prepare_curve(
+            examples, config, max_test, max_validation, points, run_id
+        )
         rows: list[dict] = []
         for point in points:
             rows += curve_point(examples, features, config, point, chosen, min_steps, run_id)

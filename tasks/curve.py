@@ -12,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from components import tracking
 from components.config import PipelineConfig
 from components.curve import (
+    FULL,
     PROBE,
     CurvePoint,
     CurveReport,
@@ -22,6 +23,7 @@ from components.curve import (
     k_label,
     point_fields,
     point_probe,
+    rows_needed,
     subsample_split,
     summarise,
     train_point,
@@ -34,20 +36,29 @@ from tasks.policy import transient
 
 @task(cache_policy=NO_CACHE)
 def prepare_curve(
-    examples: Examples, config: PipelineConfig, max_test: int | None, run_id: str
+    examples: Examples,
+    config: PipelineConfig,
+    max_test: int | None,
+    max_validation: int | None,
+    points: list[CurvePoint],
+    run_id: str,
 ) -> tuple[Examples, Features]:
-    """The fixed test split (a stratified `max_test` sample when given) and the frozen
-    embeddings every k-shot probe is fitted on."""
-    test = subsample_split(examples.test, max_test, config.data.split.seed)
-    examples = Examples(examples.labels, examples.train, examples.validation, test)
-    features = embed_splits(examples, config)
+    """The fixed test and validation splits (stratified samples of `max_test` and
+    `max_validation` rows when given, to bound the cost) and the frozen embeddings every
+    k-shot probe is fitted on (only the training rows some point samples)."""
+    seed = config.data.split.seed
+    test = subsample_split(examples.test, max_test, seed)
+    validation = subsample_split(examples.validation, max_validation, seed)
+    examples = Examples(examples.labels, examples.train, validation, test)
+    features = embed_splits(examples, config, rows_needed(examples, points))
     tracking.set_tags(run_id, {"peftops.kind": "curve"})
     tracking.log_metrics(
         run_id,
         {
             "curve.embed_seconds": features.seconds,
             "curve.test_examples": len(test),
-            "curve.validation_examples": len(examples.validation),
+            "curve.validation_examples": len(validation),
+            "curve.train_examples": len(examples.train),
         },
     )
     return examples, features
@@ -127,8 +138,8 @@ def publish_curve(
     metric = config.registry.metric
     summary = summarise(rows, metric)
     trained = [m for m in methods if m != PROBE]
-    peft = next((m for m in trained if m != "full"), trained[0] if trained else PROBE)
-    found = crossovers(summary, peft)
+    peft = next((m for m in trained if m != FULL), trained[0] if trained else None)
+    found = crossovers(summary, peft) if peft else {}
     folder = tracking.project_dir() / ".peftops" / "curves" / run_id
     report = CurveReport(
         mlflow_run_id=run_id,
@@ -137,7 +148,7 @@ def publish_curve(
         rows=rows,
         summary=summary,
         crossovers=found,
-        verdict=verdict(found, metric),
+        verdict=verdict(found, metric) if peft else [],
         table=format_table(summary, metric, methods),
         folder=str(folder),
         test_examples=len(examples.test),

@@ -129,3 +129,22 @@ def test_curve_flow_logs_a_parent_run_with_a_child_per_point_and_method(workspac
     table = report.table.splitlines()
     assert len(table) == 2 + 3  # title, header, one line per k
     assert report.verdict and "probe" in report.verdict[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--k", "1,0"], "positive integer or 'all'"),
+        (["--seeds", "0"], "seeds must be at least 1"),
+        (["--methods", "probe,lorra"], "method.name"),
+    ],
+)
+def test_curve_command_refuses_bad_k_seeds_and_methods_before_running(args, message):
+    from typer.testing import CliRunner
+
+    from peftops.cli import app
+
+    result = CliRunner().invoke(app, ["curve", "finance", *args])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
