@@ -308,8 +308,9 @@ def crossovers(summary: list[dict], peft: str, baseline: str = PROBE, full: str 
     """Where the curves cross, from the per-k means:
     - `overtakes_probe_at`: the smallest k from which PEFT beats the probe at every larger k;
     - `best_gain_at` / `best_gain`: the k with PEFT's largest margin over the probe;
-    - `full_catches_up_at`: the smallest k from which full fine-tuning is at least PEFT's
-      score at every larger k (PEFT stops paying off against full fine-tuning);
+    - `full_catches_up_at`: the smallest k from which full fine-tuning beats PEFT at every
+      larger k (PEFT stops paying off against full fine-tuning; a tie still favours the
+      cheaper PEFT);
     - `last_gain_at`: the largest k at which PEFT still beats the probe (None: at none)."""
     peft_m, probe_m, full_m = (_means(summary, m) for m in (peft, baseline, full))
     both = [k for k in peft_m if k in probe_m]
@@ -331,12 +332,25 @@ def crossovers(summary: list[dict], peft: str, baseline: str = PROBE, full: str 
     shared = [k for k in peft_m if k in full_m]
     if shared:
         result["full_compared"] = True
-        result["full_catches_up_at"] = _from_which_k({k: full_m[k] >= peft_m[k] for k in shared})
+        result["full_catches_up_at"] = _from_which_k({k: full_m[k] > peft_m[k] for k in shared})
     return result
 
 
-def verdict(found: dict, metric: str) -> list[str]:
-    """Plain sentences from `crossovers`."""
+def kept_start(rows: list[dict]) -> dict[str, tuple[int, int]]:
+    """Per trained method: (points where the probe-initialised start won on validation, so
+    the model is the probe; points trained)."""
+    out: dict[str, tuple[int, int]] = {}
+    for row in rows:
+        if row["method"] == PROBE or row.get("best_epoch") is None:
+            continue
+        kept, total = out.get(row["method"], (0, 0))
+        out[row["method"]] = (kept + (row["best_epoch"] == 0), total + 1)
+    return out
+
+
+def verdict(found: dict, metric: str, rows: Sequence[dict] = ()) -> list[str]:
+    """Plain sentences from `crossovers` (and, given the rows, how often training kept the
+    probe it started from)."""
     peft = found["peft"]
     lines = []
     if found["overtakes_probe_at"] is not None:
@@ -358,11 +372,17 @@ def verdict(found: dict, metric: str) -> list[str]:
         )
     if found["full_catches_up_at"] is not None:
         lines.append(
-            f"Full fine-tuning matches or beats {peft} from k={found['full_catches_up_at']}: "
+            f"Full fine-tuning beats {peft} from k={found['full_catches_up_at']}: "
             f"there {peft} stops paying off against full fine-tuning."
         )
     elif found["full_compared"]:
-        lines.append(f"Full fine-tuning stays below {peft} at the largest k.")
+        lines.append(f"Full fine-tuning does not beat {peft} at the largest k.")
+    for method, (kept, total) in kept_start(list(rows)).items():
+        if kept:
+            lines.append(
+                f"{method} kept its probe-initialised start (no epoch beat it on validation) "
+                f"at {kept} of {total} points."
+            )
     return lines
 
 

@@ -148,7 +148,7 @@ def publish_curve(
         rows=rows,
         summary=summary,
         crossovers=found,
-        verdict=verdict(found, metric) if peft else [],
+        verdict=verdict(found, metric, rows) if peft else [],
         table=format_table(summary, metric, methods),
         folder=str(folder),
         test_examples=len(examples.test),

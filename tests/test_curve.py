@@ -69,6 +69,15 @@ def test_crossings_are_computed_from_the_means():
     assert found["full_catches_up_at"] == "16"
     text = " ".join(verdict(found, "accuracy"))
     assert "overtakes the probe from k=4" in text and "from k=16" in text
+    # a tie does not count as full fine-tuning catching up (PEFT is the cheaper of the two)
+    tied = _rows({"probe": [0.5, 0.6, 0.7, 0.8], "lora": [0.5, 0.7, 0.8, 0.9]})
+    tied += _rows({"full": [0.4, 0.8, 0.9, 0.9]})
+    assert crossovers(summarise(tied, "accuracy"), "lora")["full_catches_up_at"] is None
+    kept = [
+        {"method": "lora", "k": "1", "best_epoch": 0},
+        {"method": "lora", "k": "4", "best_epoch": 2},
+    ]
+    assert "at 1 of 2 points" in " ".join(verdict(found, "accuracy", kept))
 
     # PEFT above the probe only in the middle: no overtaking, and the last win is named
     rows = _rows({"probe": [0.5, 0.6, 0.7, 0.9], "lora": [0.4, 0.7, 0.8, 0.85]})
