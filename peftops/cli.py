@@ -210,6 +210,148 @@ def run(
         summary_json.write_text(json.dumps(summary.to_dict(), indent=2, default=str))
 
 
+def _comma_list(text: str | None) -> list[str] | None:
+    return [x.strip() for x in text.split(",") if x.strip()] if text else None
+
+
+def run_curve(
+    config,
+    ks: str,
+    seeds: int,
+    seeds_up_to: int,
+    methods: list[str] | None,
+    min_steps: int,
+    max_test: int | None,
+    max_validation: int | None,
+    out: Path | None,
+):
+    """Run the curve flow with the CLI's error handling; print its table and crossings."""
+    import shutil
+
+    from components.config import ConfigError
+    from components.data import DataLoadError
+    from components.methods import MethodError
+    from components.modeling import ModelLoadError
+    from components.selection import SelectionError
+    from components.validation import DataValidationError
+    from flows.curve import curve
+
+    _hide_tracebacks((DataValidationError, DataLoadError, ModelLoadError, ConfigError))
+    try:  # bad k or method names fail here, before any server starts
+        from components.curve import check_methods, parse_ks, plan_points
+
+        plan_points(parse_ks(ks), seeds, seeds_up_to)
+        if methods is not None:
+            check_methods(config, methods)
+        if config.task != "classification":
+            raise ConfigError(
+                "peftops curve covers classification; the generative few-shot "
+                "curve is not implemented"
+            )
+    except ConfigError as err:
+        raise _fail(str(err), EXIT_CONFIG) from None
+    try:
+        report = curve(
+            config=config,
+            ks=ks,
+            seeds=seeds,
+            seeds_up_to=seeds_up_to,
+            methods=methods,
+            min_steps=min_steps,
+            max_test=max_test,
+            max_validation=max_validation,
+        )
+    except DataValidationError as err:
+        typer.echo(err.report.summary(), err=True)
+        raise _fail("data validation failed; nothing was trained", EXIT_VALIDATION) from None
+    except (ConfigError, SelectionError, MethodError) as err:
+        raise _fail(str(err), EXIT_CONFIG) from None
+    except (DataLoadError, ModelLoadError) as err:
+        raise _fail(str(err), EXIT_DATA) from None
+    except Exception as err:
+        raise _fail(f"{type(err).__name__}: {err}", EXIT_FAILED) from None
+    typer.echo(
+        f"{config.domain}: {report.test_examples} test, {report.validation_examples} "
+        f"validation examples"
+    )
+    typer.echo(report.table)
+    for line in report.verdict:
+        typer.echo(line)
+    failed = [r for r in report.rows if "error" in r]
+    for row in failed:
+        typer.echo(f"FAILED {row['method']} k={row['k']} seed={row['seed']}: {row['error']}")
+    folder = Path(report.folder)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        for name in ("curve.png", "points.csv", "curve.json"):
+            shutil.copy(folder / name, out / name)
+        folder = out
+    typer.echo(
+        f"curve: {folder / 'curve.png'} (MLflow run {report.mlflow_run_id}, artifacts curve/)"
+    )
+    if failed:
+        raise typer.Exit(EXIT_FAILED)
+    return report
+
+
+@app.command("curve")
+def curve_command(
+    domain: Annotated[str, typer.Argument(help="a preset: peftops presets lists them")],
+    data: Annotated[str | None, typer.Option(help="Data file or folder (as for run).")] = None,
+    text_column: Annotated[str | None, typer.Option(help="Column holding the text.")] = None,
+    label_column: Annotated[str | None, typer.Option(help="Column holding the label.")] = None,
+    labels: Annotated[str | None, typer.Option(help="Comma-separated label set.")] = None,
+    k: Annotated[
+        str, typer.Option("--k", help="Labelled examples per class: comma-separated, or all.")
+    ] = "1,2,4,8,16,32,all",
+    seeds: Annotated[int, typer.Option(help="Samples (seeds) per small k.")] = 3,
+    seeds_up_to: Annotated[int, typer.Option(help="k up to which every seed is run.")] = 8,
+    methods: Annotated[
+        str | None,
+        typer.Option(help="probe, a peft method, full (default: probe,<preset method>,full)."),
+    ] = None,
+    min_steps: Annotated[
+        int, typer.Option(help="Train at least this many steps (more epochs at small k).")
+    ] = 0,
+    max_test: Annotated[
+        int | None, typer.Option(help="Score on a stratified sample of this many test rows.")
+    ] = None,
+    max_validation: Annotated[
+        int | None, typer.Option(help="Validate on a stratified sample of this many rows.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Also copy curve.png, points.csv, curve.json here.")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a config key (repeatable)."),
+    ] = None,
+) -> None:
+    """Data efficiency: probe vs PEFT vs full fine-tuning at k labelled examples per class."""
+    _quiet_environment()
+    from components.config import ConfigError, preset_names
+
+    if domain not in preset_names():
+        raise _fail(f"unknown domain {domain!r}; choose one of {preset_names()}", EXIT_CONFIG)
+    try:
+        config = build_run_config(
+            domain, data, None, text_column, label_column, labels, list(set_ or [])
+        )
+    except ConfigError as err:
+        raise _fail(str(err), EXIT_CONFIG) from None
+    run_curve(
+        config,
+        k,
+        seeds,
+        seeds_up_to,
+        _comma_list(methods),
+        min_steps,
+        max_test,
+        max_validation,
+        out,
+    )
+
+
 @app.command()
 def presets() -> None:
     """List the domain presets."""
@@ -516,6 +658,58 @@ def bench_speed(
         run_speed_benchmark(quick=quick, only=list(only or []), threads=threads)
     except FileNotFoundError as err:
         raise _fail(str(err), EXIT_DATA) from None
+
+
+@bench.command("curve")
+def bench_curve(
+    dataset: Annotated[str, typer.Option(help="banking77 or medical_abstracts")] = "banking77",
+    k: Annotated[str, typer.Option("--k", help="Examples per class: e.g. 1,4,16,all.")] = (
+        "1,2,4,8,16,32,all"
+    ),
+    seeds: Annotated[int, typer.Option(help="Samples (seeds) per small k.")] = 3,
+    seeds_up_to: Annotated[int, typer.Option(help="k up to which every seed is run.")] = 8,
+    methods: Annotated[str | None, typer.Option(help="Default: probe,lora,full.")] = None,
+    min_steps: Annotated[int, typer.Option(help="Train at least this many steps.")] = 0,
+    max_test: Annotated[int | None, typer.Option(help="Stratified test sample size.")] = None,
+    max_validation: Annotated[
+        int | None, typer.Option(help="Stratified validation sample size.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Copy curve.png/points.csv here.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a key.")] = None,
+) -> None:
+    """The data-efficiency curve on a shared benchmark dataset, through the curve flow (the
+    custom preset, the dataset's splits written as a data folder under .peftops/)."""
+    _quiet_environment()
+    from components import tracking
+    from components.config import ConfigError
+    from peftops.bench.datasets import export_bench_dataset
+
+    if dataset not in ("banking77", "medical_abstracts"):
+        raise _fail(f"unknown dataset {dataset!r}; use banking77 or medical_abstracts", EXIT_CONFIG)
+    try:
+        folder, data = export_bench_dataset(
+            dataset, tracking.project_dir() / ".peftops" / "bench-data" / dataset
+        )
+    except FileNotFoundError as err:
+        raise _fail(str(err), EXIT_DATA) from None
+    sets = [f"model.max_length={data.max_length}", *(set_ or [])]
+    try:
+        config = build_run_config(
+            "custom", str(folder), None, None, None, ",".join(data.examples.labels), sets
+        )
+    except ConfigError as err:
+        raise _fail(str(err), EXIT_CONFIG) from None
+    run_curve(
+        config,
+        k,
+        seeds,
+        seeds_up_to,
+        _comma_list(methods),
+        min_steps,
+        max_test,
+        max_validation,
+        out,
+    )
 
 
 def main() -> None:

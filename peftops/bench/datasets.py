@@ -88,3 +88,16 @@ def load_bench_dataset(
     val = _stratified(val, max_test)
     examples = Examples(labels, _split(train, labels), _split(val, labels), _split(test, labels))
     return BenchData(name, examples, max_length)
+
+
+def export_bench_dataset(name: str, folder: Path) -> tuple[Path, BenchData]:
+    """Write a benchmark dataset's splits (as `load_bench_dataset` makes them) to
+    train/validation/test CSVs in `folder`, so the pipeline's flows can read it as any user's
+    data folder."""
+    data = load_bench_dataset(name)
+    folder.mkdir(parents=True, exist_ok=True)
+    ex = data.examples
+    for split, part in (("train", ex.train), ("validation", ex.validation), ("test", ex.test)):
+        frame = pd.DataFrame({"text": part.texts, "label": [ex.labels[i] for i in part.label_ids]})
+        frame.to_csv(folder / f"{split}.csv", index=False)
+    return folder, data

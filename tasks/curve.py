@@ -1,0 +1,170 @@
+"""The data-efficiency curve's steps: embed once, score each (k, seed) point in its own nested
+MLflow run, then publish the curve on the parent run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from components import tracking
+from components.config import PipelineConfig
+from components.curve import (
+    FULL,
+    PROBE,
+    CurvePoint,
+    CurveReport,
+    Features,
+    crossovers,
+    embed_splits,
+    format_table,
+    k_label,
+    point_fields,
+    point_probe,
+    rows_needed,
+    subsample_split,
+    summarise,
+    train_point,
+    verdict,
+    write_results,
+)
+from components.examples import Examples
+from tasks.policy import transient
+
+
+@task(cache_policy=NO_CACHE)
+def prepare_curve(
+    examples: Examples,
+    config: PipelineConfig,
+    max_test: int | None,
+    max_validation: int | None,
+    points: list[CurvePoint],
+    run_id: str,
+) -> tuple[Examples, Features]:
+    """The fixed test and validation splits (stratified samples of `max_test` and
+    `max_validation` rows when given, to bound the cost) and the frozen embeddings every
+    k-shot probe is fitted on (only the training rows some point samples)."""
+    seed = config.data.split.seed
+    test = subsample_split(examples.test, max_test, seed)
+    validation = subsample_split(examples.validation, max_validation, seed)
+    examples = Examples(examples.labels, examples.train, validation, test)
+    features = embed_splits(examples, config, rows_needed(examples, points))
+    tracking.set_tags(run_id, {"peftops.kind": "curve"})
+    tracking.log_metrics(
+        run_id,
+        {
+            "curve.embed_seconds": features.seconds,
+            "curve.test_examples": len(test),
+            "curve.validation_examples": len(validation),
+            "curve.train_examples": len(examples.train),
+        },
+    )
+    return examples, features
+
+
+def _child_run(parent_id: str, point: CurvePoint, method: str, config: PipelineConfig) -> str:
+    """A nested MLflow run (mlflow.parentRunId) for one method at one point."""
+    c = tracking.client()
+    experiment = c.get_run(parent_id).info.experiment_id
+    tags = {
+        "mlflow.parentRunId": parent_id,
+        "peftops.kind": "curve-point",
+        "curve.k": k_label(point.k),
+        "curve.seed": str(point.seed),
+        "curve.method": method,
+        "domain": config.domain,
+    }
+    run = c.create_run(experiment, tags=tags, run_name=f"{method} {point.name}")
+    return run.info.run_id
+
+
+def _record(child: str, row: dict) -> None:
+    tracking.log_params(child, {k: row[k] for k in ("k", "seed", "method", "train_examples")})
+    numbers = {k: v for k, v in row.items() if isinstance(v, int | float) and k != "seed"}
+    tracking.log_metrics(child, {f"test.{k}" if k in _SCORES else k: v for k, v in numbers.items()})
+
+
+_SCORES = ("accuracy", "macro_f1", "min_recall")
+
+
+@task(cache_policy=NO_CACHE)
+def curve_point(
+    examples: Examples,
+    features: Features,
+    config: PipelineConfig,
+    point: CurvePoint,
+    methods: list[str],
+    min_steps: int,
+    parent_id: str,
+) -> list[dict]:
+    """The probe and every trained method at one (k, seed), each in a nested run. A method
+    that fails is recorded as failed (its row has `error`) and the curve goes on."""
+    logger = get_run_logger()
+    sampled, baseline, probe_row = point_probe(examples, features, point)
+    rows = []
+    workroot = tracking.project_dir() / ".peftops" / "runs"
+    for method in methods:
+        child = _child_run(parent_id, point, method, config)
+        try:
+            if method == PROBE:
+                row = probe_row
+            else:
+                row = train_point(sampled, baseline, config, method, point, workroot, min_steps)
+        except Exception as err:
+            row = {**point_fields(point, sampled), "method": method, "error": f"{err}"[:500]}
+            tracking.set_tags(child, {"error": f"{type(err).__name__}: {err}"[:4000]})
+            tracking.client().set_terminated(child, "FAILED")
+            logger.warning("%s %s failed: %s", method, point.name, err)
+        else:
+            _record(child, row)
+            tracking.client().set_terminated(child, "FINISHED")
+            logger.info("%s %s: accuracy %.4f", method, point.name, row["accuracy"])
+        rows.append({**row, "mlflow_run_id": child})
+    return rows
+
+
+@task(cache_policy=NO_CACHE, **transient())
+def publish_curve(
+    rows: list[dict],
+    examples: Examples,
+    config: PipelineConfig,
+    methods: list[str],
+    run_id: str,
+) -> CurveReport:
+    """Summarise the points, find the crossings, and log the PNG, CSV and JSON to the parent
+    run (local copies under `.peftops/curves/<run id>/`)."""
+    metric = config.registry.metric
+    summary = summarise(rows, metric)
+    trained = [m for m in methods if m != PROBE]
+    peft = next((m for m in trained if m != FULL), trained[0] if trained else None)
+    found = crossovers(summary, peft) if peft else {}
+    folder = tracking.project_dir() / ".peftops" / "curves" / run_id
+    report = CurveReport(
+        mlflow_run_id=run_id,
+        metric=metric,
+        methods=list(methods),
+        rows=rows,
+        summary=summary,
+        crossovers=found,
+        verdict=verdict(found, metric, rows) if peft else [],
+        table=format_table(summary, metric, methods),
+        folder=str(folder),
+        test_examples=len(examples.test),
+        validation_examples=len(examples.validation),
+    )
+    title = f"{config.domain}: test {metric} vs examples per class ({len(examples.test)} test)"
+    for path in write_results(report, Path(folder), title, len(examples.labels)):
+        tracking.log_artifact(run_id, path, "curve")
+    tracking.log_text(run_id, report.table + "\n\n" + "\n".join(report.verdict), "curve/table.txt")
+    for s in summary:
+        if s["n"]:
+            tracking.log_metrics(run_id, {f"curve.{s['method']}.k{s['k']}.{metric}": s["mean"]})
+    tracking.set_tags(
+        run_id, {f"curve.{k}": v for k, v in found.items() if v is not None and k != "peft"}
+    )
+    table = [{k: s[k] for k in ("method", "k", "n", "mean", "std")} for s in summary]
+    create_table_artifact(table, key=f"{config.domain}-curve", description=" ".join(report.verdict))
+    get_run_logger().info("%s\n%s", report.table, "\n".join(report.verdict))
+    return report
