@@ -194,3 +194,15 @@ def train_candidate(config: PipelineConfig, frames: dict, on_epoch_end: Any = No
     return objective.train(
         examples, selection, baselines, config, workdir=workdir, on_epoch_end=on_epoch_end
     )
+
+
+def format_trials(rows: list[dict], metric: str) -> str:
+    """The trials as a plain-text table, best first (failed and pruned last)."""
+    order = sorted(rows, key=lambda r: (r["state"] != "COMPLETE", -r.get("value", 0.0)))
+    lines = [f"{'trial':>5}  {'state':8}  {'val ' + metric:>12}  {'trainable %':>11}  config"]
+    for r in order:
+        value = f"{r['value']:.4f}" if "value" in r else "-"
+        share = f"{r['trainable_percent']:.3f}" if "trainable_percent" in r else "-"
+        config = " ".join(r["overrides"])
+        lines.append(f"{r['number']:>5}  {r['state']:8}  {value:>12}  {share:>11}  {config}")
+    return "\n".join(lines)

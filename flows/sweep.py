@@ -4,7 +4,6 @@ evaluation, registration and promotion policy) for the best trial's config only.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import asdict
 from pathlib import Path
 
 from prefect import flow, get_run_logger
@@ -101,4 +100,4 @@ def sweep(
     except BaseException as err:
         end_mlflow_run(parent, "FAILED", f"{type(err).__name__}: {err}")
         raise
-    return {"mlflow_run_id": parent, "trials": rows, "best": best, "summary": asdict(summary)}
+    return {"mlflow_run_id": parent, "trials": rows, "best": best, "summary": summary}

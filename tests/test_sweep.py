@@ -1,12 +1,19 @@
 """`peftops sweep`: Optuna trials as Prefect tasks in nested MLflow runs, on a real Prefect
 server (test harness), a real SQLite MLflow store, the demo data and a tiny random model."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from components import registry, sweep, tracking
 from components.config import ConfigError, load_preset
-from conftest import tiny_config
+from conftest import DATA, tiny_config
 from flows.sweep import sweep as sweep_flow
+
+PEFTOPS = str(Path(sys.executable).parent / "peftops")
 
 
 def test_grid_and_space_parse_to_optuna_params():
@@ -66,10 +73,43 @@ def test_sweep_records_a_failed_trial_and_registers_only_the_best(workspace, tin
     name = config.registry.model_name
     versions = c.search_model_versions(f"name='{name}'")
     assert len(versions) == 1
-    pipeline_run = c.get_run(out["summary"]["mlflow_run_id"])
+    pipeline_run = c.get_run(out["summary"].mlflow_run_id)
     assert pipeline_run.data.params["method.name"] == best["method"]
     assert pipeline_run.data.tags["sweep.best_trial"] == str(best["number"])
     assert versions[0].run_id == pipeline_run.info.run_id
     # the pipeline did not train again: it resumed from the trial's last checkpoint
     assert pipeline_run.data.tags["training.resumed_from_epoch"] == "2"
     assert registry.get_alias_version(name, "champion") == "1"
+
+
+def test_cli_sweeps_a_yaml_space_and_prints_the_trials(workspace, prefect_harness, tiny_bert):
+    from prefect.settings import PREFECT_API_URL
+
+    space = workspace / "space.yaml"
+    space.write_text("training.learning_rate: {low: 0.0005, high: 0.005, log: true}\n")
+    sets = [
+        f"data.path={DATA / 'finance'}",
+        f"model.base_model={tiny_bert}",
+        "training.epochs=1",
+        "training.batch_size=32",
+        "evaluation.batch_size=128",
+        "registry.require_beats_baseline=false",
+    ]
+    args = [PEFTOPS, "sweep", "finance", "--trials", "2", "--space", str(space)]
+    for s in sets:
+        args += ["--set", s]
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    done = subprocess.run(args, capture_output=True, text=True, env=env, cwd=workspace, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [ln for ln in done.stdout.splitlines() if "training.learning_rate=" in ln]
+    assert len(lines) == 2 and all("COMPLETE" in ln for ln in lines)
+    assert "best trial" in done.stdout
+    bad = subprocess.run(
+        [PEFTOPS, "sweep", "finance", "--grid", "method.rank=4,8"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=workspace,
+        timeout=600,
+    )
+    assert bad.returncode == 2 and "unknown key 'method.rank'" in bad.stderr
