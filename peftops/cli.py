@@ -387,13 +387,14 @@ def serve(
     from components.config import ConfigError
 
     try:
-        from flows.deployments import DEPLOYED, build_deployments
+        from flows.deployments import DEPLOYED, build_deployments, build_sweep_deployment
 
         deployments = build_deployments(
             schedules=not no_schedules,
             domains=list(domain or DEPLOYED),
             overrides=list(set_ or []),
         )
+        deployments.append(build_sweep_deployment(overrides=list(set_ or [])))
     except (ConfigError, ValueError) as err:
         raise _fail(str(err), EXIT_CONFIG) from None
     from prefect import serve as prefect_serve

@@ -113,3 +113,20 @@ def test_cli_sweeps_a_yaml_space_and_prints_the_trials(workspace, prefect_harnes
         timeout=600,
     )
     assert bad.returncode == 2 and "unknown key 'method.rank'" in bad.stderr
+
+
+def test_sweep_deployment_has_a_typed_form():
+    from prefect.utilities.callables import parameter_schema
+
+    from flows.deployments import build_sweep_deployment
+
+    deployment = build_sweep_deployment(overrides=["training.epochs=2"])
+    assert deployment.name == "sweep" and not deployment.schedules
+    assert deployment.parameters["config"]["training"]["epochs"] == 2
+    # the schema Prefect builds the deployment's form from
+    schema = parameter_schema(sweep_flow).model_dump_for_openapi()
+    props = schema["properties"]
+    assert props["trials"]["type"] == "integer" and props["parallel"]["type"] == "integer"
+    grid_types = [t.get("type") for t in props["grid"].get("anyOf", [props["grid"]])]
+    assert "array" in grid_types and props["grid"]["anyOf"][0]["items"]["type"] == "string"
+    assert "PipelineConfig" in schema["definitions"]
