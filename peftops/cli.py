@@ -394,7 +394,9 @@ def serve(
             domains=list(domain or DEPLOYED),
             overrides=list(set_ or []),
         )
-        deployments.append(build_sweep_deployment(overrides=list(set_ or [])))
+        # the sweep starts from the first served preset (finance by default)
+        preset = (domain or list(DEPLOYED))[0]
+        deployments.append(build_sweep_deployment(preset, overrides=list(set_ or [])))
     except (ConfigError, ValueError) as err:
         raise _fail(str(err), EXIT_CONFIG) from None
     from prefect import serve as prefect_serve
