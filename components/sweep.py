@@ -164,6 +164,7 @@ def save_comparison_plot(rows: list[dict], path: Path, metric: str) -> Path:
         axes[0].scatter([r["trainable_params"] for r in mine], score, label=method)
         axes[1].scatter([r["train_seconds"] for r in mine], score, label=method)
     axes[0].set_xscale("log")
+    axes[0].xaxis.set_minor_formatter(plt.NullFormatter())  # minor labels overlap
     axes[0].set_xlabel("trainable parameters")
     axes[1].set_xlabel("training time (s)")
     axes[0].set_ylabel(f"validation {metric}")
