@@ -216,6 +216,8 @@ def sweep(
     ] = None,
     parallel: Annotated[int, typer.Option(min=1, help="Trials running at once.")] = 1,
     data: Annotated[str | None, typer.Option(help="Data, as for peftops run.")] = None,
+    text_column: Annotated[str | None, typer.Option(help="Column holding the text.")] = None,
+    label_column: Annotated[str | None, typer.Option(help="Column holding the label.")] = None,
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="Override a config key for every trial (repeatable)."),
@@ -231,7 +233,9 @@ def sweep(
     try:
         import yaml
 
-        config = build_run_config(domain, data, None, None, None, None, list(set_ or []))
+        config = build_run_config(
+            domain, data, None, text_column, label_column, None, list(set_ or [])
+        )
         searched = yaml.safe_load(space.read_text()) if space is not None else None
         from components import sweep as sweeps
 
