@@ -130,3 +130,18 @@ def test_sweep_deployment_has_a_typed_form():
     grid_types = [t.get("type") for t in props["grid"].get("anyOf", [props["grid"]])]
     assert "array" in grid_types and props["grid"]["anyOf"][0]["items"]["type"] == "string"
     assert "PipelineConfig" in schema["definitions"]
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_hopeless_trial_is_pruned_on_validation_loss(workspace, tiny_bert):
+    config = tiny_config("finance", tiny_bert, "registry.require_beats_baseline=false")
+    # the seeded order runs lr 1.0 last, after two trials that set the median to beat
+    out = sweep_flow(config=config, trials=3, grid=["training.learning_rate=0.001,0.002,1.0"])
+    rows = {r["overrides"][0]: r for r in out["trials"]}
+    pruned = rows["training.learning_rate=1.0"]
+    assert [r["state"] for r in out["trials"]] == ["COMPLETE", "COMPLETE", "PRUNED"]
+    run = tracking.client().get_run(pruned["run_id"])
+    assert run.info.status == "KILLED" and run.data.tags["sweep.state"] == "PRUNED"
+    # pruned after its first epoch: one validation loss logged of two epochs
+    assert len(tracking.client().get_metric_history(pruned["run_id"], "val_loss")) == 1
+    assert out["best"]["overrides"] != pruned["overrides"]
