@@ -59,3 +59,30 @@ def build_deployments(
             )
         )
     return out
+
+
+# a small default search (9 combinations); the form edits it
+SWEEP_GRID = ("method.r=4,8,16", "training.learning_rate=0.0005,0.001,0.002")
+
+
+def build_sweep_deployment(preset: str = "finance", overrides: Sequence[str] = ()):
+    """The `sweep` deployment: no schedule, started from the UI; its form is typed from the
+    flow's signature (config as the pipeline's form, trials and parallel as integers, the
+    grid as a list of `key=v1,v2` strings, the space as a JSON mapping)."""
+    from flows.sweep import sweep
+
+    config = apply_overrides(load_preset(preset), list(overrides))
+    return sweep.to_deployment(
+        name="sweep",
+        parameters={
+            "config": config.model_dump(mode="json"),
+            "trials": 6,
+            "grid": list(SWEEP_GRID),
+            "parallel": 1,
+        },
+        concurrency_limit=ConcurrencyLimitConfig(
+            limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE
+        ),
+        tags=["peftops", "sweep", config.domain],
+        description=f"Optuna sweep of the {preset} recipe; only the best trial is registered.",
+    )

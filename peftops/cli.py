@@ -353,6 +353,67 @@ def curve_command(
 
 
 @app.command()
+def sweep(
+    domain: Annotated[str, typer.Argument(help="a preset: peftops presets lists them")],
+    trials: Annotated[
+        int, typer.Option(min=1, help="Trials to run (at most the grid's size).")
+    ] = 8,
+    grid: Annotated[
+        list[str] | None,
+        typer.Option(help="Search a key over values: --grid method.r=4,8,16 (repeatable)."),
+    ] = None,
+    space: Annotated[
+        Path | None,
+        typer.Option(help="YAML search space: key: [choices] or key: {low, high, log}."),
+    ] = None,
+    parallel: Annotated[int, typer.Option(min=1, help="Trials running at once.")] = 1,
+    data: Annotated[str | None, typer.Option(help="Data, as for peftops run.")] = None,
+    text_column: Annotated[str | None, typer.Option(help="Column holding the text.")] = None,
+    label_column: Annotated[str | None, typer.Option(help="Column holding the label.")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a config key for every trial (repeatable)."),
+    ] = None,
+) -> None:
+    """Search training recipes with Optuna; the best trial's config then runs the pipeline
+    (evaluate, register, promote); the other trials are not registered."""
+    _quiet_environment()
+    from components.config import ConfigError, preset_names
+
+    if domain not in preset_names():
+        raise _fail(f"unknown domain {domain!r}; choose one of {preset_names()}", EXIT_CONFIG)
+    try:
+        import yaml
+
+        config = build_run_config(
+            domain, data, None, text_column, label_column, None, list(set_ or [])
+        )
+        searched = yaml.safe_load(space.read_text()) if space is not None else None
+        from components import sweep as sweeps
+
+        parsed = sweeps.parse_grid(list(grid or []))  # bad options fail here, before any trial
+        if searched is not None:
+            parsed |= sweeps.parse_space(searched)
+        if not parsed:
+            raise ConfigError("nothing to search: give --grid key=v1,v2 or --space file.yaml")
+        sweeps.check_keys(config, parsed)
+    except (ConfigError, OSError, yaml.YAMLError) as err:
+        raise _fail(str(err), EXIT_CONFIG) from None
+    from components.report import format_summary
+    from flows.sweep import sweep as sweep_flow
+
+    try:
+        out = sweep_flow(
+            config=config, trials=trials, grid=list(grid or []), space=searched, parallel=parallel
+        )
+    except Exception as err:
+        raise _fail(f"{type(err).__name__}: {err}", EXIT_FAILED) from None
+    typer.echo(sweeps.format_trials(out["trials"], config.registry.metric))
+    typer.echo(f"sweep run {out['mlflow_run_id']}: best trial {out['best']['number']}\n")
+    typer.echo(format_summary(out["summary"]))
+
+
+@app.command()
 def presets() -> None:
     """List the domain presets."""
     from components.config import preset_names
@@ -550,13 +611,16 @@ def serve(
     from components.config import ConfigError
 
     try:
-        from flows.deployments import DEPLOYED, build_deployments
+        from flows.deployments import DEPLOYED, build_deployments, build_sweep_deployment
 
         deployments = build_deployments(
             schedules=not no_schedules,
             domains=list(domain or DEPLOYED),
             overrides=list(set_ or []),
         )
+        # the sweep starts from the first served preset (finance by default)
+        preset = (domain or list(DEPLOYED))[0]
+        deployments.append(build_sweep_deployment(preset, overrides=list(set_ or [])))
     except (ConfigError, ValueError) as err:
         raise _fail(str(err), EXIT_CONFIG) from None
     from prefect import serve as prefect_serve

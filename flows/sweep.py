@@ -1,0 +1,103 @@
+"""The sweep flow: Optuna trials of the pipeline's training, then the normal pipeline (with
+evaluation, registration and promotion policy) for the best trial's config only."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from components import sweep as sweeps
+from components import tracking
+from components.config import PipelineConfig, apply_overrides
+from flows.pipeline import FINANCE_DEFAULTS, finetune
+from tasks.data import load_data, validate_data
+from tasks.sweep import run_trial
+from tasks.tracking import end_mlflow_run, start_mlflow_run
+
+
+@flow(name="peftops-sweep", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=16))
+def sweep(
+    config: PipelineConfig = FINANCE_DEFAULTS,
+    trials: int = 8,
+    grid: list[str] | None = None,
+    space: dict | None = None,
+    parallel: int = 1,
+) -> dict:
+    """Search `grid` (`key=v1,v2`) and/or `space` (YAML form: lists or {low, high, log}) for
+    `trials` trials, at most `parallel` at a time, each in a child MLflow run of one parent
+    run; then run the pipeline on the best trial's config (its training resumes from the
+    trial's checkpoints) so only it can be registered and promoted."""
+    logger = get_run_logger()
+    searched = sweeps.parse_grid(list(grid or [])) | (sweeps.parse_space(space) if space else {})
+    if not searched:
+        raise ValueError("nothing to search: give grid (key=v1,v2) or a space")
+    sweeps.check_keys(config, searched)
+    size = sweeps.grid_size(searched)
+    trials = min(trials, size) if size else trials
+    study = sweeps.create_study(searched, config.training.seed, trials)
+    parent = start_mlflow_run(config)
+    tracking.set_tags(parent, {"sweep": "parent", "sweep.trials": trials})
+    try:
+        raw = load_data(config, parent)
+        validate_data(raw, config, parent)  # bad data stops the sweep before any trial
+        rows: list[dict] = []
+        while len(rows) < trials:  # batches of `parallel` trials: the concurrency limit
+            batch = [study.ask() for _ in range(min(max(parallel, 1), trials - len(rows)))]
+            futures = [
+                run_trial.submit(
+                    config, sweeps.trial_overrides(t, searched), raw, parent, t.number, t
+                )
+                for t in batch
+            ]
+            for t, future in zip(batch, futures, strict=True):
+                future.wait()
+                if future.state.is_completed():
+                    row = future.result()
+                else:  # recorded as failed; the sweep goes on
+                    row = {"number": t.number, "state": "FAIL", "method": "?"}
+                    row["overrides"] = sweeps.trial_overrides(t, searched)
+                    row["error"] = str(future.state.message)[:500]
+                state = getattr(sweeps._optuna().trial.TrialState, row["state"])
+                study.tell(t, row.get("value") if row["state"] == "COMPLETE" else None, state)
+                rows.append(row)
+        tracking.log_dict(parent, rows, "sweep/trials.json")
+        with tempfile.TemporaryDirectory() as tmp:
+            plot = sweeps.save_comparison_plot(
+                rows, Path(tmp) / "comparison.png", config.registry.metric
+            )
+            tracking.log_artifact(parent, plot, "sweep")
+        done = [r for r in rows if r["state"] == "COMPLETE"]
+        tracking.log_metrics(
+            parent,
+            {
+                "sweep.complete": len(done),
+                "sweep.failed": sum(r["state"] == "FAIL" for r in rows),
+                "sweep.pruned": sum(r["state"] == "PRUNED" for r in rows),
+            },
+        )
+        if not done:
+            raise RuntimeError(f"all {len(rows)} sweep trials failed or were pruned")
+        best = max(done, key=lambda r: r["value"])
+        tracking.set_tags(
+            parent,
+            {
+                "sweep.best_trial": best["number"],
+                "sweep.best_overrides": " ".join(best["overrides"]),
+            },
+        )
+        tracking.log_metrics(parent, {f"sweep.best.val.{config.registry.metric}": best["value"]})
+        logger.info("best trial %d %s: val %.4f", best["number"], best["overrides"], best["value"])
+        summary = finetune(apply_overrides(config, best["overrides"]), force=True)
+        tracking.set_tags(
+            summary.mlflow_run_id,
+            {"mlflow.parentRunId": parent, "sweep.best_trial": best["number"]},
+        )
+        tracking.set_tags(parent, {"sweep.best_run_id": summary.mlflow_run_id})
+        end_mlflow_run(parent, "FINISHED")
+    except BaseException as err:
+        end_mlflow_run(parent, "FAILED", f"{type(err).__name__}: {err}")
+        raise
+    return {"mlflow_run_id": parent, "trials": rows, "best": best, "summary": summary}
