@@ -124,6 +124,21 @@ def autocast_for(device: torch.device, precision: str = "auto"):
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
 
 
+def make_accelerator(device: torch.device, precision: str = "auto"):
+    """An `accelerate.Accelerator` for one training run on `device`: it owns autocast, fp16 loss
+    scaling and the backward pass, with `training.precision`'s choice of dtype (bf16 only
+    where native under auto). cpu=True on CPU, or accelerate would pick a GPU it may see."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    dtype = training_dtype(device, precision)
+    mixed = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "no")
+    # AcceleratorState is a process-wide singleton that refuses a new mixed precision; one
+    # process trains several runs (tests, sweeps), each with its own precision.
+    AcceleratorState._reset_state()
+    return Accelerator(cpu=device.type == "cpu", mixed_precision=mixed)
+
+
 def grad_scaler(device: torch.device, precision: str = "auto") -> torch.amp.GradScaler:
     """Loss scaling for fp16 autocast (GPUs without bf16); a pass-through otherwise."""
     enabled = training_dtype(device, precision) == torch.float16
@@ -324,7 +339,10 @@ def fit(
     start = None
     if recipe.start_candidate:
         start = _starting_point(ckpt_root, model, recipe, resumed)
-    scaler = grad_scaler(device, cfg.precision)
+    # autocast, fp16 loss scaling and backward from accelerate; the model itself stays
+    # unwrapped (one process), so checkpoints and callers see the same module as before.
+    accelerator = make_accelerator(device, cfg.precision)
+    optimizer = accelerator.prepare_optimizer(optimizer, device_placement=False)
     train_time = sum(h["seconds"] for h in history)
     progress = tqdm(
         total=steps_per_epoch * (cfg.epochs - start_epoch + 1),
@@ -337,11 +355,12 @@ def fit(
         model.train()
         started, cpu_started, loss_sum = time.perf_counter(), time.process_time(), 0.0
         for step, batch in enumerate(recipe.batches(epoch), start=(epoch - 1) * steps_per_epoch):
-            with autocast_for(device, cfg.precision):
+            with accelerator.autocast():
                 out = recipe.forward(model, batch, device)
             loss = recipe.loss(out, batch, device)
-            scaler.scale(loss).backward()
-            stepped = optimizer_step(scaler, optimizer)
+            accelerator.backward(loss)
+            optimizer.step()
+            stepped = not optimizer.step_was_skipped
             scheduler.step()
             if allocate is not None and stepped:  # AdaLoRA: scores from finite gradients only
                 allocate(step)

@@ -315,3 +315,18 @@ def test_the_probe_start_is_kept_when_no_epoch_beats_it(tiny_bert, tmp_path):
     assert result.best_epoch == 0
     predicted = load_bundle(result.bundle_dir).predict(val.texts)
     assert [LABELS.index(p) for p in predicted] == baseline.test_predictions
+
+
+def test_the_loop_s_accelerator_follows_training_precision_run_after_run():
+    """accelerate keeps one process-wide state; each run still gets its own precision."""
+    import torch
+
+    from components.training import make_accelerator
+
+    cpu = torch.device("cpu")
+    layer = torch.nn.Linear(4, 4)
+    for precision, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
+        accelerator = make_accelerator(cpu, precision)
+        assert accelerator.device.type == "cpu" and accelerator.num_processes == 1
+        with accelerator.autocast():
+            assert layer(torch.randn(2, 4)).dtype is dtype
