@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
+
+from components.pyfunc import TextClassifierPyfunc
 
 EXPORT_MANIFEST = "export.json"
 ONNX_FILE = "model.onnx"
@@ -68,28 +69,9 @@ class OnnxClassifier:
         return [self.labels[i] for i in self.predict_proba(texts, batch_size).argmax(axis=1)]
 
 
-class PeftopsOnnxClassifier:
+class PeftopsOnnxClassifier(TextClassifierPyfunc):
     """`mlflow.pyfunc` model: texts in (a `text` column or a list), `label` and `score` out,
     the same signature as the registered adapter model."""
 
     def load_context(self, context: Any) -> None:
         self.classifier = OnnxClassifier.from_folder(Path(context.artifacts["export"]))
-
-    def predict(
-        self, context: Any, model_input: pd.DataFrame, params: dict | None = None
-    ) -> pd.DataFrame:
-        if isinstance(model_input, pd.DataFrame):
-            column = "text" if "text" in model_input.columns else model_input.columns[0]
-            texts = model_input[column].astype(str).tolist()
-        elif isinstance(model_input, str):
-            texts = [model_input]
-        else:
-            texts = [str(t) for t in model_input]
-        probs = self.classifier.predict_proba(texts)
-        labels = self.classifier.labels
-        return pd.DataFrame(
-            {
-                "label": [labels[i] for i in probs.argmax(axis=1)],
-                "score": probs.max(axis=1).astype(float),
-            }
-        )

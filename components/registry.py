@@ -30,6 +30,7 @@ from components.config import PipelineConfig, RegistryConfig
 from components.data import DataVersion
 from components.evaluation import min_recall
 from components.modeling import load_bundle, refuse_pickled_weights
+from components.pyfunc import TextClassifierPyfunc
 from components.slices import SliceReport, slice_gate
 
 CHAMPION = "champion"
@@ -41,30 +42,11 @@ class RegistryError(RuntimeError):
     """Registration or promotion failed; nothing was left half-done."""
 
 
-class PeftopsClassifier:
+class PeftopsClassifier(TextClassifierPyfunc):
     """`mlflow.pyfunc` model: texts in (a `text` column or a list), labels and scores out."""
 
     def load_context(self, context: Any) -> None:
         self.classifier = load_bundle(Path(context.artifacts["bundle"]))
-
-    def predict(
-        self, context: Any, model_input: pd.DataFrame, params: dict | None = None
-    ) -> pd.DataFrame:
-        if isinstance(model_input, pd.DataFrame):
-            column = "text" if "text" in model_input.columns else model_input.columns[0]
-            texts = model_input[column].astype(str).tolist()
-        elif isinstance(model_input, str):
-            texts = [model_input]
-        else:
-            texts = [str(t) for t in model_input]
-        probs = self.classifier.predict_proba(texts)
-        labels = self.classifier.labels
-        return pd.DataFrame(
-            {
-                "label": [labels[i] for i in probs.argmax(axis=1)],
-                "score": probs.max(axis=1).astype(float),
-            }
-        )
 
 
 def _requirements() -> list[str]:
