@@ -222,7 +222,9 @@ def test_a_run_failing_after_promotion_moves_no_alias_and_leaves_no_version(
     promoted: list[bool] = []
 
     @task(name="publish_model_card")
-    def disk_full(config, run_id, data_version, selection, trained, evaluation, registration):
+    def disk_full(
+        config, run_id, data_version, selection, trained, evaluation, registration, behaviour=None
+    ):
         promoted.append(registry.get_alias_version(NAME, registry.CHAMPION) != champion)
         raise OSError(28, "No space left on device")
 
