@@ -12,6 +12,8 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,6 +181,32 @@ def save_comparison_plot(rows: list[dict], path: Path, metric: str) -> Path:
     return path
 
 
+# Trials that change only the recipe (method, rank, learning rate, ...) share the base model
+# and data, hence the baselines (the frozen-embedding probe embeds every training and test
+# text): fit them once per sweep, not once per trial. Keyed on what they depend on; the lock
+# makes concurrent trials wait for the first fit instead of repeating it.
+_BASELINES: OrderedDict[tuple, Any] = OrderedDict()
+_BASELINES_LOCK = threading.Lock()
+
+
+def _shared_baselines(objective: Any, examples: Any, config: PipelineConfig, frames: dict) -> Any:
+    key = (
+        id(frames),  # one sweep's data (trials share the loaded splits)
+        config.task,
+        config.data.model_dump_json(),
+        config.model.model_dump_json(),
+        config.generation.model_dump_json(),
+        config.evaluation.model_dump_json(),
+    )
+    with _BASELINES_LOCK:
+        if key not in _BASELINES:
+            # the entry holds `frames` so its id cannot be reused by other data while cached
+            _BASELINES[key] = (frames, objective.fit_baselines(examples, config))
+            while len(_BASELINES) > 4:  # a long-lived worker runs many sweeps
+                _BASELINES.popitem(last=False)
+        return _BASELINES[key][1]
+
+
 def train_candidate(config: PipelineConfig, frames: dict, on_epoch_end: Any = None) -> Any:
     """One trial's training as the pipeline does it (prepare, baselines, selection, train),
     checkpointed under the same `.peftops/runs/<key>/` folder, so the pipeline run of the
@@ -188,7 +216,7 @@ def train_candidate(config: PipelineConfig, frames: dict, on_epoch_end: Any = No
 
     objective = objective_for(config)
     examples = objective.prepare(frames, config)
-    baselines = objective.fit_baselines(examples, config)
+    baselines = _shared_baselines(objective, examples, config, frames)
     selection = objective.select(examples, baselines, config)
     key = objective.training_key(examples, config)
     workdir = tracking.project_dir() / ".peftops" / "runs" / key
