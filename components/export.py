@@ -25,7 +25,6 @@ import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -403,16 +402,6 @@ def run_gate(
 # --------------------------------------------------------------------------- registration
 
 
-def _requirements() -> list[str]:
-    reqs = []
-    for dist in _PIP:
-        try:
-            reqs.append(f"{dist}=={metadata.version(dist)}")
-        except metadata.PackageNotFoundError:
-            continue
-    return reqs
-
-
 def register_export(
     result: ExportResult, folder: Path, source_tags: dict[str, str], experiment: str
 ) -> ExportResult:
@@ -445,7 +434,7 @@ def register_export(
                 artifacts={"export": str(folder)},
                 signature=registry.pyfunc_signature(),
                 input_example=pd.DataFrame({"text": ["an example text"]}),
-                pip_requirements=_requirements(),
+                pip_requirements=registry.pinned_requirements(_PIP),
                 code_paths=[str(components_dir)],
             )
             c.log_artifacts(run_id, str(saved), "model")

@@ -49,9 +49,10 @@ class PeftopsClassifier(TextClassifierPyfunc):
         self.classifier = load_bundle(Path(context.artifacts["bundle"]))
 
 
-def _requirements() -> list[str]:
+def pinned_requirements(dists: tuple[str, ...] = _PIP) -> list[str]:
+    """`dist==version` for each installed distribution (a pyfunc's pip requirements)."""
     reqs = []
-    for name in _PIP:
+    for name in dists:
         try:
             reqs.append(f"{name}=={metadata.version(name)}")
         except metadata.PackageNotFoundError:
@@ -101,7 +102,7 @@ def log_pyfunc_model(
             artifacts={"bundle": str(bundle_dir)},
             signature=signature,
             input_example=input_example,
-            pip_requirements=_requirements(),
+            pip_requirements=pinned_requirements(),
             code_paths=[str(components_dir)],
         )
         tracking.client().log_artifacts(run_id, str(target), "model")
