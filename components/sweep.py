@@ -140,6 +140,21 @@ def trial_overrides(trial: Any, space: dict[str, Param]) -> list[str]:
     return [f"{key}={param.suggest(trial)}" for key, param in space.items()]
 
 
+def tell(study: Any, trial: Any, row: dict) -> None:
+    """Report a finished trial's row (state COMPLETE, FAIL or PRUNED) to the study."""
+    state = getattr(_optuna().trial.TrialState, row["state"])
+    study.tell(trial, row.get("value") if row["state"] == "COMPLETE" else None, state)
+
+
+def counts(rows: list[dict]) -> dict[str, int]:
+    """The sweep's trial counts by outcome, as parent-run metrics."""
+    return {
+        "sweep.complete": sum(r["state"] == "COMPLETE" for r in rows),
+        "sweep.failed": sum(r["state"] == "FAIL" for r in rows),
+        "sweep.pruned": sum(r["state"] == "PRUNED" for r in rows),
+    }
+
+
 def validation_score(history: list[dict], best_epoch: int, metric: str) -> float:
     """The validation score of the epoch training kept, on the policy's metric (minus the
     validation loss where the task type has no such validation metric)."""

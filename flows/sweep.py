@@ -60,8 +60,7 @@ def sweep(
                     row = {"number": t.number, "state": "FAIL", "method": "?"}
                     row["overrides"] = sweeps.trial_overrides(t, searched)
                     row["error"] = str(future.state.message)[:500]
-                state = getattr(sweeps._optuna().trial.TrialState, row["state"])
-                study.tell(t, row.get("value") if row["state"] == "COMPLETE" else None, state)
+                sweeps.tell(study, t, row)
                 rows.append(row)
         tracking.log_dict(parent, rows, "sweep/trials.json")
         with tempfile.TemporaryDirectory() as tmp:
@@ -69,15 +68,8 @@ def sweep(
                 rows, Path(tmp) / "comparison.png", config.registry.metric
             )
             tracking.log_artifact(parent, plot, "sweep")
+        tracking.log_metrics(parent, sweeps.counts(rows))
         done = [r for r in rows if r["state"] == "COMPLETE"]
-        tracking.log_metrics(
-            parent,
-            {
-                "sweep.complete": len(done),
-                "sweep.failed": sum(r["state"] == "FAIL" for r in rows),
-                "sweep.pruned": sum(r["state"] == "PRUNED" for r in rows),
-            },
-        )
         if not done:
             raise RuntimeError(f"all {len(rows)} sweep trials failed or were pruned")
         best = max(done, key=lambda r: r["value"])
