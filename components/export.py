@@ -18,6 +18,7 @@ figures, and nothing is registered.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -244,13 +245,17 @@ def quantize_int8(source: Path, target: Path) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    source, target = source.resolve(), target.resolve()
     prepared = target.with_name(target.stem + ".pre.onnx")
-    # onnxruntime's symbolic shape inference cannot follow the dynamo exporter's symbolic
-    # sequence bounds (Min(512, sequence)); ONNX's own shape inference can
-    quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-    # per-channel weight scales: per-tensor ones cost the finance LoRA model 2 points of
-    # macro-F1 (0.972 → 0.950, 97.9 % agreement); per-channel kept every label
-    quantize_dynamic(str(prepared), str(target), weight_type=QuantType.QInt8, per_channel=True)
+    # both steps drop scratch files (sym_shape_infer_temp.onnx, <uuid>.data) into the working
+    # directory and leave some behind: run them in a scratch one
+    with tempfile.TemporaryDirectory(prefix="peftops-quant-") as scratch, contextlib.chdir(scratch):
+        # onnxruntime's symbolic shape inference cannot follow the dynamo exporter's symbolic
+        # sequence bounds (Min(512, sequence)); ONNX's own shape inference can
+        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        # per-channel weight scales: per-tensor ones cost the finance LoRA model 2 points of
+        # macro-F1 (0.972 → 0.950, 97.9 % agreement); per-channel kept every label
+        quantize_dynamic(str(prepared), str(target), weight_type=QuantType.QInt8, per_channel=True)
     prepared.unlink()
     return target
 
