@@ -11,7 +11,9 @@ four kinds of cases:
   lower one label's score);
 - `out_of_scope`: messages no label fits; the model must be unsure (top score below a
   threshold calibrated on the validation split), or, for a generative model, answer with
-  no label of the set.
+  no label of the set. A suite whose label set has an explicit "none of these" route (a
+  catch-all class such as healthcare's `general_enquiry`) names it in `none_label`: an
+  out-of-scope message then also passes when the model answers that label.
 
 Plain Python: a suite runs against any `Predictor` (texts → `Prediction`s).
 """
@@ -85,9 +87,11 @@ class Suite(_Strict):
     invariance: list[InvarianceCase] = Field(default_factory=list)
     directional: list[DirectionalCase] = Field(default_factory=list)
     out_of_scope: list[str] = Field(default_factory=list)
+    # the label set's "none of these" class, if it has one: out-of-scope messages may get it
+    none_label: str | None = None
 
     def labels_used(self) -> set[str]:
-        used = set(self.minimum_functionality)
+        used = set(self.minimum_functionality) | ({self.none_label} - {None})
         used |= {c.label for c in self.invariance if c.label}
         used |= {c.label for c in self.directional}
         return used
@@ -286,6 +290,8 @@ def run_suite(
             ok, expected = False, "unsure (no threshold calibrated)"
         else:
             ok, expected = p.score < unsure_below, f"score < {unsure_below:.3f}"
+        if suite.none_label is not None:  # the explicit "none of these" answer passes too
+            ok, expected = ok or p.label == suite.none_label, f"{suite.none_label} or {expected}"
         add("out_of_scope", OUT_OF_SCOPE, text, expected, ok)
     return BehaviourReport(suite_path=suite_path, unsure_below=unsure_below, cases=cases)
 

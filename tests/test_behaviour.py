@@ -142,6 +142,21 @@ def test_pass_rates_per_suite_and_label_on_a_known_predictor(tmp_path):
     assert unsure.pass_rates["out_of_scope"] == 0
 
 
+def test_a_none_of_these_label_passes_out_of_scope_cases_and_must_be_a_model_label(tmp_path):
+    # "an apple chair" is confidently a (0.9 ≥ 0.6): it fails without a "none of these"
+    # route, and passes when a is the suite's none_label; "a chair" (0.55) passes either way
+    suite = load_suite(_write(tmp_path, SUITE | {"none_label": "a"}))
+    report = run_suite(suite, _keyword_predictor, ["a", "b"], unsure_below=0.6)
+    assert report.pass_rates["out_of_scope"] == 1.0
+    assert {c.expected for c in report.cases if c.suite == "out_of_scope"} == {"a or score < 0.600"}
+    # a "none of these" answer of b's is still wrong when b is not the none label
+    suite = load_suite(_write(tmp_path, SUITE | {"none_label": "b"}))
+    assert run_suite(suite, _keyword_predictor, ["a", "b"], 0.6).pass_rates["out_of_scope"] == 0.5
+    suite = load_suite(_write(tmp_path, SUITE | {"none_label": "other"}))
+    with pytest.raises(behaviour.BehaviourError, match=r"\['other'\] are not among"):
+        run_suite(suite, _keyword_predictor, ["a", "b"], 0.6)
+
+
 def test_the_unsure_threshold_is_a_low_percentile_of_correct_top_scores():
     probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.3, 0.7], [0.95, 0.05]])
     truth = [0, 0, 1, 0, 0]  # the fourth is wrong (0.7 for b) and does not count
