@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 from prefect import flow, get_run_logger
+from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from components import sweep as sweeps
@@ -27,9 +28,15 @@ def sweep(
     parallel: int = 1,
 ) -> dict:
     """Search `grid` (`key=v1,v2`) and/or `space` (YAML form: lists or {low, high, log}) for
-    `trials` trials, at most `parallel` at a time, each in a child MLflow run of one parent
-    run; then run the pipeline on the best trial's config (its training resumes from the
-    trial's checkpoints) so only it can be registered and promoted."""
+    `trials` trials, each in a child MLflow run of one parent run; then run the pipeline on
+    the best trial's config (its training resumes from the trial's checkpoints) so only it
+    can be registered and promoted.
+
+    `parallel` trials are in flight at once (a new one is asked of Optuna as soon as one
+    ends, so TPE learns from every finished trial); each trial's training also holds a slot
+    of the Prefect global concurrency limit `peftops-training` where the server has one
+    (`prefect gcl create peftops-training --limit 2`), which caps trainings across every
+    sweep on that server."""
     logger = get_run_logger()
     searched = sweeps.parse_grid(list(grid or [])) | (sweeps.parse_space(space) if space else {})
     if not searched:
@@ -44,24 +51,24 @@ def sweep(
         raw = load_data(config, parent)
         validate_data(raw, config, parent)  # bad data stops the sweep before any trial
         rows: list[dict] = []
-        while len(rows) < trials:  # batches of `parallel` trials: the concurrency limit
-            batch = [study.ask() for _ in range(min(max(parallel, 1), trials - len(rows)))]
-            futures = [
-                run_trial.submit(
-                    config, sweeps.trial_overrides(t, searched), raw, parent, t.number, t
-                )
-                for t in batch
-            ]
-            for t, future in zip(batch, futures, strict=True):
-                future.wait()
-                if future.state.is_completed():
-                    row = future.result()
-                else:  # recorded as failed; the sweep goes on
-                    row = {"number": t.number, "state": "FAIL", "method": "?"}
-                    row["overrides"] = sweeps.trial_overrides(t, searched)
-                    row["error"] = str(future.state.message)[:500]
-                sweeps.tell(study, t, row)
-                rows.append(row)
+        running: dict = {}  # future → Optuna trial; a new trial is asked when one ends
+        while len(rows) < trials:
+            while len(running) < max(parallel, 1) and len(rows) + len(running) < trials:
+                t = study.ask()
+                overrides = sweeps.trial_overrides(t, searched)
+                running[run_trial.submit(config, overrides, raw, parent, t.number, t)] = t
+            future = next(as_completed(list(running)))
+            t = running.pop(future)
+            future.wait()  # as_completed may yield before the local future holds its state
+            if future.state.is_completed():
+                row = future.result()
+            else:  # recorded as failed; the sweep goes on
+                row = {"number": t.number, "state": "FAIL", "method": "?"}
+                row["overrides"] = sweeps.trial_overrides(t, searched)
+                row["error"] = str(future.state.message)[:500]
+            sweeps.tell(study, t, row)
+            rows.append(row)
+        rows.sort(key=lambda r: r["number"])
         tracking.log_dict(parent, rows, "sweep/trials.json")
         with tempfile.TemporaryDirectory() as tmp:
             plot = sweeps.save_comparison_plot(

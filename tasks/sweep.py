@@ -7,10 +7,16 @@ from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.concurrency.sync import concurrency
 
 from components import sweep, tracking
 from components.config import PipelineConfig, apply_overrides
 from components.data import RawSplits
+
+# the Prefect global concurrency limit a trial's training holds a slot of, where the server
+# has one: an operator caps trainings across all sweeps (`prefect gcl create ... --limit N`);
+# without one, a sweep's own `parallel` is the only cap
+TRAINING_LIMIT = "peftops-training"
 
 
 @task(cache_policy=NO_CACHE, retries=0, task_run_name="trial-{number}")
@@ -51,7 +57,10 @@ def run_trial(
         config = apply_overrides(base, overrides)  # a bad combination fails this trial only
         row["method"] = config.method.name
         tracking.log_params(run_id, config.model_dump())
-        result = sweep.train_candidate(config, raw.frames, on_epoch_end)
+        with concurrency(TRAINING_LIMIT, occupy=1, strict=False):
+            row["started"] = time.time()
+            result = sweep.train_candidate(config, raw.frames, on_epoch_end)
+            row["ended"] = time.time()
         value = sweep.validation_score(result.history, result.best_epoch, base.registry.metric)
     except optuna.TrialPruned as pruned:
         tracking.set_tags(run_id, {"sweep.state": "PRUNED", "sweep.pruned": str(pruned)})

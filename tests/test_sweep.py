@@ -7,11 +7,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from prefect import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 
 from components import registry, sweep, tracking
 from components.config import ConfigError, load_preset
 from conftest import DATA, tiny_config
 from flows.sweep import sweep as sweep_flow
+from tasks.sweep import TRAINING_LIMIT
 
 PEFTOPS = str(Path(sys.executable).parent / "peftops")
 
@@ -42,13 +45,27 @@ def test_grid_and_space_parse_to_optuna_params():
 @pytest.mark.usefixtures("prefect_harness")
 def test_sweep_records_a_failed_trial_and_registers_only_the_best(workspace, tiny_bert):
     config = tiny_config("finance", tiny_bert, "registry.require_beats_baseline=false")
-    # qlora is for causal LMs: that trial fails, the sweep goes on
-    out = sweep_flow(config=config, trials=5, grid=["method.name=lora,ia3,qlora"], parallel=2)
+    # an operator's Prefect global concurrency limit of 1 training: the sweep submits 2
+    # trials at once, yet their trainings run one after the other
+    with get_client(sync_client=True) as client:
+        client.create_global_concurrency_limit(
+            GlobalConcurrencyLimitCreate(name=TRAINING_LIMIT, limit=1)
+        )
+        try:
+            # qlora is for causal LMs: that trial fails, the sweep goes on
+            out = sweep_flow(
+                config=config, trials=5, grid=["method.name=lora,ia3,qlora"], parallel=2
+            )
+            assert client.read_global_concurrency_limit_by_name(TRAINING_LIMIT).active_slots == 0
+        finally:
+            client.delete_global_concurrency_limit_by_name(TRAINING_LIMIT)
     rows = {r["overrides"][0]: r for r in out["trials"]}
     assert len(rows) == 3  # a grid of 3: no more trials than distinct configs
     assert rows["method.name=qlora"]["state"] == "FAIL"
     complete = [r for r in rows.values() if r["state"] == "COMPLETE"]
     assert len(complete) == 2
+    first, second = sorted(complete, key=lambda r: r["started"])
+    assert first["ended"] <= second["started"]
     best = max(complete, key=lambda r: r["value"])
     assert out["best"]["number"] == best["number"]
 
