@@ -16,5 +16,7 @@ COPY components components
 COPY tasks tasks
 COPY flows flows
 COPY peftops peftops
-RUN pip install --no-cache-dir . boto3 psycopg2-binary
+# optional extras, e.g. `--build-arg EXTRAS=ray` for Ray nodes and the worker that drives them
+ARG EXTRAS=""
+RUN pip install --no-cache-dir ".${EXTRAS:+[$EXTRAS]}" boto3 psycopg2-binary
 ENV DO_NOT_TRACK=1 PREFECT_SERVER_ANALYTICS_ENABLED=false

@@ -99,3 +99,29 @@ def test_prefect_accepts_the_template_and_the_kubernetes_worker_renders_a_gpu_jo
     ]
     assert manifest["metadata"]["namespace"] == "peftops"
     assert not _placeholders(manifest)  # every placeholder was filled or dropped
+
+
+def test_the_ray_cluster_manifest_has_gpu_workers_token_auth_and_shared_storage():
+    import yaml
+
+    spec = yaml.safe_load((REPO / "infra" / "k8s" / "raycluster.yaml").read_text())
+    assert spec["apiVersion"] == "ray.io/v1" and spec["kind"] == "RayCluster"
+    pinned = re.search(r'"ray\[train\]>=([\d.]+),', (REPO / "pyproject.toml").read_text())
+    assert spec["spec"]["rayVersion"].startswith(pinned.group(1))  # the ray extra's version
+    assert spec["spec"]["authOptions"]["mode"] == "token"
+    head = spec["spec"]["headGroupSpec"]
+    assert head["rayStartParams"]["num-cpus"] == "0"  # the head schedules, workers train
+    (gpu,) = spec["spec"]["workerGroupSpecs"]
+    pods = [head["template"]["spec"], gpu["template"]["spec"]]
+    worker = gpu["template"]["spec"]["containers"][0]
+    assert worker["resources"]["limits"]["nvidia.com/gpu"] == 1
+    for pod in pods:
+        container = pod["containers"][0]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        assert env["PEFTOPS_HOME"].startswith(mounts["shared"] + "/")  # checkpoints shared
+        claims = {v["name"]: v.get("persistentVolumeClaim") for v in pod["volumes"]}
+        assert claims["shared"] == {"claimName": "peftops-shared"}
+        assert container["envFrom"] == [{"secretRef": {"name": "peftops-services"}}]
+    text = (REPO / "infra" / "k8s" / "raycluster.yaml").read_text()
+    assert not re.search(r"PASSWORD|TOKEN\s*:|://[^/\s]+:[^/\s]+@", text)  # no secret inside
