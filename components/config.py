@@ -380,7 +380,9 @@ class TrainingConfig(_Stage):
         "process (nothing is spawned). More: torch's elastic launcher (torchrun) starts that "
         "many workers (gloo on CPU, NCCL on GPUs, one GPU each); every optimisation step "
         "still takes `batch_size` examples in all, split between the processes, and rank 0 "
-        "alone logs, checkpoints and saves the bundle. A checkpoint resumes with any number.",
+        "alone logs, checkpoints and saves the bundle. A checkpoint resumes with any number. "
+        "The pipeline's training step only: sweep trials and learning-curve points train in "
+        "one process each.",
     )
     distributed: Literal["ddp", "fsdp"] = Field(
         "ddp",

@@ -280,3 +280,37 @@ def test_config_and_fsdp_on_cpu_are_refused_with_a_message(no_dropout_bert):
     fsdp = _config(no_dropout_bert, "training.distributed=fsdp")
     with pytest.raises(distributed.DistributedTrainingError, match=r"fsdp.*CPU-only"):
         distributed.check_distributed(fsdp)
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_the_finance_flow_trains_in_two_processes_and_registers_the_model(workspace, tiny_bert):
+    from components.report import format_summary
+    from conftest import tiny_config
+    from flows.pipeline import finance
+
+    config = tiny_config(
+        "finance",
+        tiny_bert,
+        "registry.require_beats_baseline=false",
+        "evaluation.compare_champion=false",
+        "data.max_train_examples=96",
+        "validation.min_examples_per_class=5",
+        "training.num_processes=2",
+    )
+    summary = finance(config=config)
+    assert summary.version == "1" and summary.model_uri
+    client = tracking.client()
+    run = client.get_run(summary.mlflow_run_id)
+    tags, params = run.data.tags, run.data.params
+    assert params["training.num_processes"] == "2" and params["training.distributed"] == "ddp"
+    assert tags["train.world_size"] == "2" and tags["train.strategy"] == "ddp"
+    assert tags["train.backend"] == "gloo" and tags["train.launcher"] == "torch-elastic"
+    # rank 0 logged each epoch once
+    history = client.get_metric_history(summary.mlflow_run_id, "val_loss")
+    assert sorted(m.step for m in history) == [1, 2]
+    how = "ddp over 2 processes (gloo, torch-elastic)"
+    assert how in summary.how_trained and how in format_summary(summary)
+    card = client.download_artifacts(summary.mlflow_run_id, "model_card.md")
+    assert how in Path(card).read_text()
+    versions = client.search_model_versions(f"name='{config.registry.model_name}'")
+    assert [v.run_id for v in versions] == [summary.mlflow_run_id]
