@@ -224,23 +224,21 @@ def weights_digest(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def _shard(accelerator, batch: dict, units: Callable[[dict], int]) -> tuple[dict, float, int]:
+def _shard(accelerator, batch: dict, units: Callable[[dict], int]) -> tuple[dict, float]:
     """This process's part of a global batch (accelerate's `split_between_processes`: rows
-    in contiguous, near-equal chunks), the weight its mean loss takes so that DDP's average
-    of the processes' gradients is the gradient of the global batch's mean loss, and its
-    row count. `units` counts what a loss is a mean over (rows, trained tokens).
+    in contiguous, near-equal chunks) and the weight its mean loss takes so that DDP's
+    average of the processes' gradients is the gradient of the global batch's mean loss.
+    `units` counts what a loss is a mean over (rows, trained tokens).
 
     Not `prepare_data_loader`: its batch sharding drops every short batch but the epoch's
     last, and our length-grouped epochs put the one short batch anywhere."""
     total = units(batch)
     with accelerator.split_between_processes(dict(batch)) as part:
         part = _trim_padding(part)
-    rows = len(part["input_ids"])
-    if rows and units(part):
-        return part, units(part) * accelerator.num_processes / total, rows
+    if len(part["input_ids"]) and units(part):
+        return part, units(part) * accelerator.num_processes / total
     # fewer rows than processes: a row of the batch, weighted 0, keeps every process in step
-    first = _trim_padding({k: v[:1] for k, v in batch.items()})
-    return first, 0.0, 0
+    return _trim_padding({k: v[:1] for k, v in batch.items()}), 0.0
 
 
 def _trim_padding(batch: dict) -> dict:
@@ -471,9 +469,10 @@ def fit(
         model.train()
         started, cpu_started, loss_sum = time.perf_counter(), time.process_time(), 0.0
         for step, batch in enumerate(recipe.batches(epoch), start=(epoch - 1) * steps_per_epoch):
-            weight, rows = 1.0, len(batch["input_ids"])
+            rows, share = len(batch["input_ids"]), 1.0
             if distributed:
-                batch, weight, rows = _shard(accelerator, batch, recipe.units)
+                batch, weight = _shard(accelerator, batch, recipe.units)
+                share = weight / accelerator.num_processes  # of the global batch's mean loss
             with accelerator.autocast():
                 out = recipe.forward(trained, batch, device)
             loss = recipe.loss(out, batch, device)
@@ -484,7 +483,8 @@ def fit(
             if allocate is not None and stepped:  # AdaLoRA: scores from finite gradients only
                 allocate(step)
             optimizer.zero_grad(set_to_none=True)
-            loss_sum += loss.item() * rows
+            # summed over the processes: the global batch's mean loss times its rows
+            loss_sum += loss.item() * share * rows
             progress.update(1)
             progress.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}")
         if distributed:  # every rank's rows count in the epoch's training loss

@@ -314,3 +314,50 @@ def test_the_finance_flow_trains_in_two_processes_and_registers_the_model(worksp
     assert how in Path(card).read_text()
     versions = client.search_model_versions(f"name='{config.registry.model_name}'")
     assert [v.run_id for v in versions] == [summary.mlflow_run_id]
+
+
+def test_a_causal_lm_trains_in_two_processes_like_in_one(tiny_causal_lm, workspace, tmp_path):
+    """Generation's loss is a mean over trained tokens: each process's part of a batch
+    weighs by its token count. Batches of 5 rows split 3 + 2 (and a last batch of 1 leaves
+    rank 1 a zero-weight row), answers of 1 to 6 words: unequal parts everywhere."""
+    from components.generative.examples import ChatExamples
+
+    config = apply_overrides(
+        load_preset("finance-assistant"),
+        [
+            f"model.base_model={tiny_causal_lm}",
+            "training.epochs=1",
+            "training.batch_size=5",
+            "training.learning_rate=0.01",
+            "method.dropout=0",
+            "generation.few_shot=0",
+            "training.num_processes=2",
+        ],
+    )
+
+    def chat(i: int) -> list[dict]:
+        label = LABELS[i % len(LABELS)]
+        answer = " ".join([label] * (1 + i % 6))
+        question = f"question {i} about my {label}"
+        return [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+
+    examples = ChatExamples([chat(i) for i in range(21)], [chat(i) for i in range(21, 27)], [])
+    objective = objective_for(config)
+    baselines = Baselines({})
+    selection = objective.select(examples, baselines, config)
+    two = distributed.train_in_processes(
+        objective, examples, selection, baselines, config, tmp_path / "two"
+    )
+    assert (two.world_size, two.strategy) == (2, "ddp")
+    one_config = config.model_copy(
+        update={"training": config.training.model_copy(update={"num_processes": 1})}
+    )
+    one = objective.train(examples, selection, baselines, one_config, tmp_path / "one")
+    assert one.world_size == 1
+    assert two.history[0]["train_loss"] == pytest.approx(one.history[0]["train_loss"], rel=1e-5)
+    assert two.history[0]["val_loss"] == pytest.approx(one.history[0]["val_loss"], rel=1e-5)
+    ckpt = "checkpoints/epoch-1/trainable.safetensors"
+    wa, wb = load_file(str(tmp_path / "one" / ckpt)), load_file(str(tmp_path / "two" / ckpt))
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        assert (wa[name] - wb[name]).abs().max().item() <= TOLERANCE, name
