@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -218,10 +220,19 @@ def launch(
         shutdown_timeout=10,
     )
     started = time.monotonic()
+    # the agent installs its own SIGTERM/SIGINT/SIGHUP/SIGQUIT handlers (a signal to this
+    # process then stops the workers) and leaves them: ours (Prefect's, Ctrl-C) come back
+    names = launch_config.signals_to_handle.split(",")
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        handlers = {s: signal.getsignal(s) for s in (getattr(signal, n.strip()) for n in names)}
     try:
         outputs = elastic_launch(launch_config, worker or train_worker)(job.to_dict())
     except ChildFailedError as err:
         raise DistributedTrainingError(_failure_message(err, time.monotonic() - started)) from None
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
     return [outputs[rank] for rank in sorted(outputs)]
 
 
@@ -231,12 +242,15 @@ def check_distributed(config: PipelineConfig) -> None:
 
     cfg = config.training
     if cfg.distributed == "fsdp":
-        where = "CUDA GPUs" if torch.cuda.is_available() else "this CPU-only machine"
+        # accelerate 1.x turns a run into FSDP only on GPUs/accelerators (AcceleratorState:
+        # MULTI_GPU, ...); on CPU (MULTI_CPU) it ignores the FSDP plugin and would train DDP
+        where = "this CPU-only machine" if not torch.cuda.is_available() else "GPUs yet"
         raise DistributedTrainingError(
-            f"training.distributed='fsdp' is not available on {where}: peftops trains "
-            "FSDP through accelerate, whose FSDP needs CUDA GPUs, and the FSDP path is not "
-            "built yet. Use training.distributed=ddp (adapters are small: every process "
-            "holding the whole model costs little)."
+            f"training.distributed='fsdp' is not available on {where}: accelerate shards "
+            "with FSDP only on GPUs (on CPU it would silently fall back to DDP), and peftops "
+            "has no FSDP path (sharded checkpoints of adapters) yet. Use "
+            "training.distributed=ddp: an adapter's weights and optimiser state are small, "
+            "so every process holding the whole model costs little."
         )
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if gpus and cfg.num_processes > gpus:

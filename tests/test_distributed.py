@@ -237,10 +237,12 @@ def test_a_sigkilled_rank_fails_the_run_promptly_and_one_process_resumes(
 
     killer = threading.Thread(target=kill_rank_1_after_the_first_checkpoint)
     killer.start()
+    sigint = signal.getsignal(signal.SIGINT)
     with pytest.raises(distributed.DistributedTrainingError) as failed:
         distributed.launch(job, 2)
     noticed = time.monotonic()
     killer.join()
+    assert signal.getsignal(signal.SIGINT) is sigint  # the agent's handlers are gone
     assert "at" in killed, "rank 1 was not killed"
     assert noticed - killed["at"] < 30  # the kill ends the run: no hang, no restart
     message = str(failed.value)
@@ -361,3 +363,18 @@ def test_a_causal_lm_trains_in_two_processes_like_in_one(tiny_causal_lm, workspa
     assert wa.keys() == wb.keys()
     for name in wa:
         assert (wa[name] - wb[name]).abs().max().item() <= TOLERANCE, name
+
+
+def test_a_worker_error_is_reported_with_its_rank_and_message(no_dropout_bert, tmp_path):
+    config = _config(no_dropout_bert)
+    job = distributed.TrainJob(
+        config=config.model_dump(mode="json"),
+        inputs=str(tmp_path / "missing.json"),
+        workdir=str(tmp_path / "work"),
+    )
+    with pytest.raises(distributed.DistributedTrainingError) as failed:
+        distributed.launch(job, 2)
+    message = str(failed.value)
+    assert "exit code 1" in message and "missing.json" in message
+    assert "rank 0" in message or "rank 1" in message
+    assert not (tmp_path / "work").exists()
