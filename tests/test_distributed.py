@@ -128,6 +128,7 @@ def _bundle(workdir: Path) -> dict:
     }
 
 
+@pytest.mark.long
 def test_two_processes_train_in_step_and_like_one_process_with_the_same_global_batch(
     two_processes, workspace, tmp_path
 ):
@@ -172,6 +173,7 @@ def test_two_processes_train_in_step_and_like_one_process_with_the_same_global_b
     assert max((end[k] - start[k]).abs().max().item() for k in start) > 100 * TOLERANCE
 
 
+@pytest.mark.long
 def test_rank_0_alone_writes_and_logs(two_processes):
     base = two_processes["base"]
     work = base / "work-0"
@@ -214,6 +216,7 @@ def _rank_pid(rank: int, deadline: float) -> int | None:
     return None
 
 
+@pytest.mark.long
 def test_a_sigkilled_rank_fails_the_run_promptly_and_one_process_resumes(
     no_dropout_bert, workspace, tmp_path
 ):
@@ -284,6 +287,7 @@ def test_config_and_fsdp_on_cpu_are_refused_with_a_message(no_dropout_bert):
         distributed.check_distributed(fsdp)
 
 
+@pytest.mark.long
 @pytest.mark.usefixtures("prefect_harness")
 def test_the_finance_flow_trains_in_two_processes_and_registers_the_model(workspace, tiny_bert):
     from components.report import format_summary
@@ -318,6 +322,7 @@ def test_the_finance_flow_trains_in_two_processes_and_registers_the_model(worksp
     assert [v.run_id for v in versions] == [summary.mlflow_run_id]
 
 
+@pytest.mark.long
 def test_a_causal_lm_trains_in_two_processes_like_in_one(tiny_causal_lm, workspace, tmp_path):
     """Generation's loss is a mean over trained tokens: each process's part of a batch
     weighs by its token count. Batches of 5 rows split 3 + 2 (and a last batch of 1 leaves
