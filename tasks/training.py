@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,7 @@ def train_adapter(
     key = objective.training_key(examples, config)
     tracking.set_tags(run_id, {"training.key": key})
     workdir = tracking.project_dir() / ".peftops" / "runs" / key
+    started = time.perf_counter()
     result = distributed.train(
         objective,
         examples,
@@ -123,6 +125,8 @@ def train_adapter(
         run_id,
         {
             "train.seconds": result.train_seconds,
+            # the whole step: with several processes, also their start-up (tens of seconds)
+            "train.wall_seconds": time.perf_counter() - started,
             "train.samples_per_second": result.samples_per_second,
             "train.best_epoch": result.best_epoch,
             "trainable_params": result.trainable_params,

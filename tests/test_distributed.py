@@ -311,6 +311,8 @@ def test_the_finance_flow_trains_in_two_processes_and_registers_the_model(worksp
     assert params["training.num_processes"] == "2" and params["training.distributed"] == "ddp"
     assert tags["train.world_size"] == "2" and tags["train.strategy"] == "ddp"
     assert tags["train.backend"] == "gloo" and tags["train.launcher"] == "torch-elastic"
+    metrics = run.data.metrics  # the processes' start-up shows in the step's wall time
+    assert metrics["train.wall_seconds"] > metrics["train.seconds"] > 0
     # rank 0 logged each epoch once
     history = client.get_metric_history(summary.mlflow_run_id, "val_loss")
     assert sorted(m.step for m in history) == [1, 2]
