@@ -29,7 +29,8 @@ A Ray `TorchTrainer` (multi-node) calls the same function once per worker::
     ).fit()
 
 Ray Train sets the same environment variables and initialises the process group, which
-accelerate then uses; rank 0's `workdir/result.json` holds the `TrainResult`.
+accelerate then uses; rank 0's `workdir/result.json` holds the `TrainResult`
+(`tests/test_distributed.py::test_a_ray_torch_trainer_runs_the_same_worker`).
 """
 
 from __future__ import annotations
