@@ -372,6 +372,32 @@ class TrainingConfig(_Stage):
         "1.2-1.3x faster LoRA steps, but 0.03-0.75 points lower banking77 accuracy in 5 of "
         "5 seeds, so opt-in. No effect on CUDA.",
     )
+    num_processes: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Training processes on this machine. 1: train in the pipeline's own "
+        "process (nothing is spawned). More: torch's elastic launcher (torchrun) starts that "
+        "many workers (gloo on CPU, NCCL on GPUs, one GPU each); every optimisation step "
+        "still takes `batch_size` examples in all, split between the processes, and rank 0 "
+        "alone logs, checkpoints and saves the bundle. A checkpoint resumes with any number. "
+        "The pipeline's training step only: sweep trials and learning-curve points train in "
+        "one process each.",
+    )
+    distributed: Literal["ddp", "fsdp"] = Field(
+        "ddp",
+        description="How `num_processes` > 1 train: `ddp` (each process holds the whole "
+        "model, gradients are averaged, through accelerate) or `fsdp` (parameters sharded; "
+        "needs CUDA GPUs: refused on CPU).",
+    )
+    distributed_timeout_s: int = Field(
+        1800,
+        ge=10,
+        le=86400,
+        description="Longest wait of one process for the others in a collective (gloo/NCCL "
+        "timeout). Rank 0 validates and checkpoints while the others wait, so it must exceed "
+        "an epoch's validation. A process that dies ends the run at once, whatever this is.",
+    )
 
 
 class GenerationConfig(_Stage):

@@ -29,6 +29,10 @@ class RunSummary:
     samples_per_second: float = 0.0
     device: str = "cpu"
     precision: str = "fp32"  # what training computed in: fp32, bf16 or fp16
+    world_size: int = 1  # training processes
+    strategy: str = "single"  # single, ddp or fsdp
+    backend: str | None = None  # gloo, nccl
+    launcher: str | None = None  # torch-elastic, ray
     method: str = ""
     selection: str = ""
     target_modules: int = 0
@@ -47,6 +51,17 @@ class RunSummary:
     @property
     def trainable_percent(self) -> float:
         return 100 * self.trainable_params / max(self.total_params, 1)
+
+    @property
+    def how_trained(self) -> str:
+        """`bf16 on cpu`, or `fp32 on cpu, ddp over 2 processes (gloo, torch-elastic)`."""
+        where = f"{self.precision} on {self.device}"
+        if self.world_size <= 1:
+            return where
+        how = ", ".join(x for x in (self.backend, self.launcher) if x)
+        return f"{where}, {self.strategy} over {self.world_size} processes" + (
+            f" ({how})" if how else ""
+        )
 
     def to_dict(self) -> dict:
         return {**asdict(self), "trainable_percent": self.trainable_percent}
@@ -110,7 +125,7 @@ def format_summary(s: RunSummary) -> str:
         f" trainable       {s.trainable_params:,} of {s.total_params:,} parameters "
         f"({s.trainable_percent:.2f}%)",
         f" training time   {s.train_seconds:.1f} s ({s.samples_per_second:.1f} samples/s, "
-        f"{s.precision} on {s.device})",
+        f"{s.how_trained})",
         *([f" kept            {KEPT_START}"] if s.best_epoch == 0 else []),
         f" registered      {s.model_uri or 'not registered'}",
         f" @champion moved {moved}: {'; '.join(s.decision) or '-'}",
@@ -157,8 +172,7 @@ def model_card(s: RunSummary, selection_rows: list[dict] | None = None) -> str:
         "## Training",
         f"- method `{s.method}`, selection `{s.selection}` ({s.target_modules} modules)",
         f"- trainable {s.trainable_params:,} / {s.total_params:,} ({s.trainable_percent:.2f}%)",
-        f"- {s.train_seconds:.1f} s, {s.samples_per_second:.1f} samples/s, "
-        f"{s.precision} on {s.device}",
+        f"- {s.train_seconds:.1f} s, {s.samples_per_second:.1f} samples/s, {s.how_trained}",
         *([f"- kept: {KEPT_START}"] if s.best_epoch == 0 else []),
         "## Lineage",
         "\n".join(f"- `{k}`: `{v}`" for k, v in s.data_version.items()),

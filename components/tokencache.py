@@ -131,6 +131,9 @@ def tokenize_cached(
     was done before (any process, any run), else from the tokenizer (and then stored)."""
     texts = list(texts)
     folder = folder if folder is not None else cache_dir()
+    # ranks but 0 of a distributed run write nothing: they read what rank 0 or an earlier
+    # run stored (RANK: set by torchrun / torch elastic and Ray Train)
+    writes = int(os.environ.get("RANK", "0")) == 0
     if folder is None or len(texts) < MIN_ROWS:
         return _tokenize(tokenizer, texts, max_length)
     path = Path(folder) / f"{cache_key(tokenizer, texts, max_length)}.npz"
@@ -140,5 +143,6 @@ def tokenize_cached(
         return cached
     STATS.misses += 1
     input_ids = _tokenize(tokenizer, texts, max_length)
-    _write(path, input_ids)
+    if writes:
+        _write(path, input_ids)
     return input_ids

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,16 @@ def log_metrics(run_id: str, metrics: dict[str, float], step: int | None = None)
     ]
     if items:
         client().log_batch(run_id, metrics=items)
+
+
+def epoch_logger(run_id: str) -> Callable[[dict], None]:
+    """A training `on_epoch_end` that logs an epoch's record on the run (step: the epoch)."""
+
+    def log(record: dict) -> None:
+        metrics = {k: v for k, v in record.items() if k != "epoch"}
+        log_metrics(run_id, metrics, step=record["epoch"])
+
+    return log
 
 
 def log_dict(run_id: str, data: Any, artifact_file: str) -> None:

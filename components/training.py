@@ -8,6 +8,7 @@ metrics per epoch, and the best epoch's weights restored at the end.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 import os
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +57,15 @@ class TrainResult:
     resumed_from_epoch: int | None = None
     device: str = "cpu"
     precision: str = "fp32"  # what training computed in: fp32, bf16 or fp16
+    # how many processes trained, and how: "single" (one process), "ddp" or "fsdp"; the
+    # collective backend (gloo, nccl) and what started the processes (torch-elastic, ...)
+    world_size: int = 1
+    strategy: str = "single"
+    backend: str | None = None
+    launcher: str | None = None
+    # sha256 of the trainable weights after the last epoch (before the best epoch is
+    # restored), on this rank; distributed runs only: every rank must report the same
+    trained_digest: str | None = None
 
     @property
     def trainable_fraction(self) -> float:
@@ -68,10 +79,12 @@ def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def place_for_training(model: nn.Module, config: PipelineConfig) -> torch.device:
-    """Move `model` to the training device; on CPU with `training.fast_dropout`, swap its
-    dropout layers for `FastDropout` first."""
-    device = pick_device()
+def place_for_training(
+    model: nn.Module, config: PipelineConfig, device: torch.device | None = None
+) -> torch.device:
+    """Move `model` to the training device (`device`, else `pick_device()`); on CPU with
+    `training.fast_dropout`, swap its dropout layers for `FastDropout` first."""
+    device = device or pick_device()
     if config.training.fast_dropout and device.type == "cpu":
         use_fast_dropout(model)
     model.to(device)
@@ -124,19 +137,52 @@ def autocast_for(device: torch.device, precision: str = "auto"):
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
 
 
-def make_accelerator(device: torch.device, precision: str = "auto"):
+def launched_processes() -> int:
+    """The world size a launcher (torchrun/torch elastic, Ray Train) set in the environment;
+    1 in a plain process."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    """False on every rank but 0 of a distributed run: those write nothing (no checkpoint,
+    bundle, MLflow entry or cache file)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def make_accelerator(device: torch.device, precision: str = "auto", timeout_s: float | None = None):
     """An `accelerate.Accelerator` for one training run on `device`: it owns autocast, fp16 loss
     scaling and the backward pass, with `training.precision`'s choice of dtype (bf16 only
-    where native under auto). cpu=True on CPU, or accelerate would pick a GPU it may see."""
+    where native under auto). cpu=True on CPU, or accelerate would pick a GPU it may see.
+
+    In a process a launcher started (`launched_processes()` > 1) it also joins the process
+    group: gloo on CPU (cpu=True is what makes accelerate see a multi-CPU run; without it a
+    CPU-only machine would train N unsynchronised copies), NCCL on CUDA, waiting at most
+    `timeout_s` in any collective; `prepare_model` then wraps the model in DDP."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
+    from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwargs
 
     dtype = training_dtype(device, precision)
     mixed = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "no")
     # AcceleratorState is a process-wide singleton that refuses a new mixed precision; one
     # process trains several runs (tests, sweeps), each with its own precision.
     AcceleratorState._reset_state()
-    return Accelerator(cpu=device.type == "cpu", mixed_precision=mixed)
+    handlers = []
+    if launched_processes() > 1:
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        timeout = timedelta(seconds=timeout_s or 1800)
+        handlers = [
+            InitProcessGroupKwargs(backend=backend, timeout=timeout),
+            # some selections leave trainable tensors out of the graph (a pooler under mean
+            # pooling): DDP must not wait for their gradients. No buffer is trained, so
+            # none is broadcast on every step.
+            DistributedDataParallelKwargs(find_unused_parameters=True, broadcast_buffers=False),
+        ]
+    return Accelerator(cpu=device.type == "cpu", mixed_precision=mixed, kwargs_handlers=handlers)
 
 
 def grad_scaler(device: torch.device, precision: str = "auto") -> torch.amp.GradScaler:
@@ -166,6 +212,45 @@ def _linear_warmup_decay(optimizer, warmup: int, total: int):
 def _trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {
         n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad
+    }
+
+
+def weights_digest(model: nn.Module) -> str:
+    """sha256 of the trainable tensors, by name (equal on every rank of a DDP run)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(_trainable_state(model).items()):
+        digest.update(name.encode())
+        digest.update(tensor.float().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _shard(accelerator, batch: dict, units: Callable[[dict], int]) -> tuple[dict, float]:
+    """This process's part of a global batch (accelerate's `split_between_processes`: rows
+    in contiguous, near-equal chunks) and the weight its mean loss takes so that DDP's
+    average of the processes' gradients is the gradient of the global batch's mean loss.
+    `units` counts what a loss is a mean over (rows, trained tokens).
+
+    Not `prepare_data_loader`: its batch sharding drops every short batch but the epoch's
+    last, and our length-grouped epochs put the one short batch anywhere."""
+    total = units(batch)
+    with accelerator.split_between_processes(dict(batch)) as part:
+        part = _trim_padding(part)
+    if len(part["input_ids"]) and units(part):
+        return part, units(part) * accelerator.num_processes / total
+    # fewer rows than processes: a row of the batch, weighted 0, keeps every process in step
+    return _trim_padding({k: v[:1] for k, v in batch.items()}), 0.0
+
+
+def _trim_padding(batch: dict) -> dict:
+    """Drop the padding columns a shard does not need (the global batch was padded to its
+    longest row; right padding, so the columns past the shard's longest row)."""
+    mask = batch.get("attention_mask")
+    if mask is None or not len(mask):
+        return batch
+    width = int(mask.sum(1).max())
+    return {
+        k: v[:, :width] if isinstance(v, torch.Tensor) and v.dim() == 2 else v
+        for k, v in batch.items()
     }
 
 
@@ -292,6 +377,9 @@ class Recipe:
     # the untrained starting point competes with the epochs (epoch 0): a classifier whose
     # head starts as the probe keeps the probe where fine-tuning does not beat it
     start_candidate: bool = False
+    # what `loss` is a mean over in a batch (rows; a language model: trained tokens), so a
+    # batch split between processes weighs each part by its share
+    units: Callable[[dict], int] = lambda b: len(b["input_ids"])
 
 
 def fit(
@@ -303,15 +391,29 @@ def fit(
 ) -> tuple[nn.Module, TrainResult]:
     """Train `recipe.model` for `training.epochs`, checkpoint each epoch, resume from the
     latest checkpoint in `workdir`, and restore the best epoch's weights at the end. Returns
-    the model (on CPU) and its result, whose `bundle_dir` the caller fills in."""
+    the model (on CPU) and its result, whose `bundle_dir` the caller fills in.
+
+    In a process a launcher started (`components.distributed.train_worker`), the model is
+    wrapped in DDP by accelerate and every global batch of `training.batch_size` rows is split
+    between the processes. Rank 0 alone validates, writes checkpoints (the unwrapped model's
+    tensors: any number of processes resumes from them), calls `on_epoch_end` and restores
+    the best epoch; the others only train."""
     cfg = config.training
     model = recipe.model
     ckpt_root = Path(workdir) / "checkpoints"
-    ckpt_root.mkdir(parents=True, exist_ok=True)
+    distributed = launched_processes() > 1
+    # first: in a distributed run, constructing it joins the process group
+    accelerator = make_accelerator(
+        pick_device(), cfg.precision, cfg.distributed_timeout_s if distributed else None
+    )
+    main = accelerator.is_main_process
+    if main:
+        ckpt_root.mkdir(parents=True, exist_ok=True)
     allocate = step_hook(getattr(model, "backbone", model))  # AdaLoRA's rank budget, or None
     if cfg.gradient_checkpointing:
-        enable_gradient_checkpointing(model)
-    device = place_for_training(model, config)
+        enable_gradient_checkpointing(model)  # non-reentrant: DDP-safe
+    # one process: the device as before; distributed: this rank's (cuda:<local rank>)
+    device = place_for_training(model, config, accelerator.device if distributed else None)
     trainable, total = count_parameters(model)
     steps_per_epoch = recipe.steps_per_epoch
     total_steps = steps_per_epoch * cfg.epochs
@@ -320,8 +422,9 @@ def fit(
 
     history: list[dict] = []
     start_epoch, resumed = 1, None
-    latest = _latest_checkpoint(ckpt_root) if resume else None
-    if latest is not None:
+    latest = _latest_checkpoint(ckpt_root) if resume and ckpt_root.is_dir() else None
+    if latest is not None:  # every rank reads it (DDP would broadcast rank 0's weights, but
+        # each rank steps its own optimiser and scheduler)
         state = json.loads((latest / "state.json").read_text())
         model.load_state_dict(load_file(str(latest / "trainable.safetensors")), strict=False)
         # saved on whatever device trained; load_state_dict moves it onto the parameters'
@@ -332,16 +435,24 @@ def fit(
         history = state["history"]
         resumed = state["epoch"]
         start_epoch = resumed + 1
-    elif not resume:
+    elif not resume and main:
         shutil.rmtree(ckpt_root, ignore_errors=True)
         ckpt_root.mkdir(parents=True)
 
     start = None
-    if recipe.start_candidate:
+    if recipe.start_candidate and main:
         start = _starting_point(ckpt_root, model, recipe, resumed)
-    # autocast, fp16 loss scaling and backward from accelerate; the model itself stays
-    # unwrapped (one process), so checkpoints and callers see the same module as before.
-    accelerator = make_accelerator(device, cfg.precision)
+    # autocast, fp16 loss scaling and backward from accelerate. One process: the model stays
+    # unwrapped, as before. Distributed: forward and backward go through accelerate's DDP
+    # wrapper, while `model` (the same parameters, no `module.` prefix) is what is
+    # checkpointed, validated and returned.
+    trained = model
+    if distributed:
+        trained = accelerator.prepare_model(model)
+        # under bf16/fp16 accelerate also autocasts `model.forward` itself; the step is
+        # autocast below and validation runs in fp32, as in one process
+        model.__dict__.pop("forward", None)
+        model.__dict__.pop("_original_forward", None)
     optimizer = accelerator.prepare_optimizer(optimizer, device_placement=False)
     train_time = sum(h["seconds"] for h in history)
     progress = tqdm(
@@ -349,45 +460,61 @@ def fit(
         desc=recipe.desc,
         unit="step",
         mininterval=2.0,
+        disable=not main,
     )
+    rank = accelerator.process_index
     for epoch in range(start_epoch, cfg.epochs + 1):
-        torch.manual_seed(cfg.seed + epoch)  # dropout replays identically after a resume
+        # dropout replays identically after a resume; other ranks draw other masks
+        torch.manual_seed(cfg.seed + epoch + 100_003 * rank)
         model.train()
         started, cpu_started, loss_sum = time.perf_counter(), time.process_time(), 0.0
         for step, batch in enumerate(recipe.batches(epoch), start=(epoch - 1) * steps_per_epoch):
+            rows, share = len(batch["input_ids"]), 1.0
+            if distributed:
+                batch, weight = _shard(accelerator, batch, recipe.units)
+                share = weight / accelerator.num_processes  # of the global batch's mean loss
             with accelerator.autocast():
-                out = recipe.forward(model, batch, device)
+                out = recipe.forward(trained, batch, device)
             loss = recipe.loss(out, batch, device)
-            accelerator.backward(loss)
+            accelerator.backward(loss * weight if distributed else loss)
             optimizer.step()
             stepped = not optimizer.step_was_skipped
             scheduler.step()
             if allocate is not None and stepped:  # AdaLoRA: scores from finite gradients only
                 allocate(step)
             optimizer.zero_grad(set_to_none=True)
-            loss_sum += loss.item() * len(batch["input_ids"])
+            # summed over the processes: the global batch's mean loss times its rows
+            loss_sum += loss.item() * share * rows
             progress.update(1)
             progress.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}")
+        if distributed:  # every rank's rows count in the epoch's training loss
+            loss_sum = accelerator.reduce(torch.tensor(loss_sum, device=device), "sum").item()
         seconds = time.perf_counter() - started
         cpu_seconds = time.process_time() - cpu_started  # robust to other jobs on the machine
         train_time += seconds
         record = {
             "epoch": epoch,
             "train_loss": loss_sum / recipe.train_size,
-            **recipe.validate(model),
+            **(recipe.validate(model) if main else {}),
             "seconds": seconds,
             "samples_per_second": recipe.train_size / seconds,
             "cpu_seconds": cpu_seconds,
         }
         history.append(record)
-        _write_checkpoint(ckpt_root, epoch, model, optimizer, scheduler, history)
-        if on_epoch_end is not None:
-            on_epoch_end(record)
+        if main:
+            _write_checkpoint(ckpt_root, epoch, model, optimizer, scheduler, history)
+            if on_epoch_end is not None:
+                on_epoch_end(record)
     progress.close()
 
-    best = max([*([start] if start else []), *history], key=recipe.best_key)
-    best_dir = ckpt_root / ("start" if best["epoch"] == 0 else f"epoch-{best['epoch']}")
-    model.load_state_dict(load_file(str(best_dir / "trainable.safetensors")), strict=False)
+    digest = None
+    if distributed:
+        digest = weights_digest(model)  # the synchronised weights, before the best epoch
+        accelerator.wait_for_everyone()
+    if main:
+        best = max([*([start] if start else []), *history], key=recipe.best_key)
+        best_dir = ckpt_root / ("start" if best["epoch"] == 0 else f"epoch-{best['epoch']}")
+        model.load_state_dict(load_file(str(best_dir / "trainable.safetensors")), strict=False)
     model.to("cpu")
     epochs_run = len(history) - (resumed or 0)
     samples = epochs_run * recipe.train_size
@@ -395,7 +522,7 @@ def fit(
     return model, TrainResult(
         bundle_dir="",
         history=history,
-        best_epoch=best["epoch"],
+        best_epoch=best["epoch"] if main else 0,
         train_seconds=train_time,
         samples_per_second=samples / recent if recent else history[-1]["samples_per_second"],
         trainable_params=trainable,
@@ -403,7 +530,17 @@ def fit(
         resumed_from_epoch=resumed,
         device=device.type,
         precision=precision_name(training_dtype(device, cfg.precision)),
+        world_size=accelerator.num_processes,
+        strategy=cfg.distributed if distributed else "single",
+        backend=_backend() if distributed else None,
+        trained_digest=digest,
     )
+
+
+def _backend() -> str | None:
+    import torch.distributed as dist
+
+    return str(dist.get_backend()) if dist.is_initialized() else None
 
 
 def head_and_body_groups(model: nn.Module, config: PipelineConfig) -> list[dict]:
@@ -484,6 +621,8 @@ def train_classifier(
         start_candidate=probe is not None and config.model.head_init == "probe",
     )
     model, result = fit(config, recipe, workdir, on_epoch_end, resume)
+    if not is_main_process():
+        return result  # rank 0 saves the bundle
     bundle = save_bundle(
         model,
         workdir / "bundle",
@@ -516,6 +655,10 @@ def job_key(config: PipelineConfig, content: Iterable[str], sections: set[str]) 
     relevant["data"].pop("rev", None)
     # recomputes the same activations: memory, not the result (tests/test_training.py)
     relevant["training"].pop("gradient_checkpointing", None)
+    # the same global batches and optimisation in 1 or N processes (tests/test_distributed.py),
+    # and a checkpoint resumes with any number of processes
+    for key in ("num_processes", "distributed", "distributed_timeout_s"):
+        relevant["training"].pop(key, None)
     # fast_dropout stays: on CPU it draws other masks, so another result (CUDA ignores it)
     for key in _EVALUATION_ONLY:
         relevant.get("generation", {}).pop(key, None)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import csv
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
-from components import tracking
+from components import distributed, tracking
 from components.config import PipelineConfig
 from components.objectives import Baselines, objective_for
 from components.selection import Selection, save_selection_plot
@@ -78,17 +79,16 @@ def train_adapter(
     config: PipelineConfig,
     run_id: str,
 ) -> TrainResult:
-    """Train with per-epoch metrics on the MLflow run and checkpoints under `.peftops/`."""
-
-    def on_epoch_end(record: dict) -> None:
-        metrics = {k: v for k, v in record.items() if k != "epoch"}
-        tracking.log_metrics(run_id, metrics, step=record["epoch"])
-
+    """Train with per-epoch metrics on the MLflow run and checkpoints under `.peftops/`, in
+    this process or, with `training.num_processes` > 1, in that many (rank 0 logs)."""
+    on_epoch_end = tracking.epoch_logger(run_id)
     objective = objective_for(config)
     key = objective.training_key(examples, config)
     tracking.set_tags(run_id, {"training.key": key})
     workdir = tracking.project_dir() / ".peftops" / "runs" / key
-    result = objective.train(
+    started = time.perf_counter()
+    result = distributed.train(
+        objective,
         examples,
         selection,
         baseline,
@@ -96,6 +96,7 @@ def train_adapter(
         workdir=workdir,
         on_epoch_end=on_epoch_end,
         manifest={"domain": config.domain, "mlflow_run_id": run_id},
+        mlflow_run_id=run_id,
     )
     if result.resumed_from_epoch is not None:
         # the restored epochs' curves belong on this run too
@@ -108,11 +109,24 @@ def train_adapter(
             config.training.epochs,
             workdir,
         )
-    tracking.set_tags(run_id, {"train.device": result.device, "train.precision": result.precision})
+    tracking.set_tags(
+        run_id,
+        {
+            "train.device": result.device,
+            "train.precision": result.precision,
+            # how many processes trained, how, and what launched them
+            "train.world_size": result.world_size,
+            "train.strategy": result.strategy,
+            **({"train.backend": result.backend} if result.backend else {}),
+            **({"train.launcher": result.launcher} if result.launcher else {}),
+        },
+    )
     tracking.log_metrics(
         run_id,
         {
             "train.seconds": result.train_seconds,
+            # the whole step: with several processes, also their start-up (tens of seconds)
+            "train.wall_seconds": time.perf_counter() - started,
             "train.samples_per_second": result.samples_per_second,
             "train.best_epoch": result.best_epoch,
             "trainable_params": result.trainable_params,

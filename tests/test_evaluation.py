@@ -74,6 +74,22 @@ def test_summary_and_model_card_say_what_happened():
     assert "samples/s, bf16 on cpu" in model_card(s)
 
 
+def test_summary_and_model_card_say_how_many_processes_trained():
+    s = RunSummary(
+        domain="finance",
+        model_name="peftops-finance",
+        mlflow_run_id="r1",
+        world_size=2,
+        strategy="ddp",
+        backend="gloo",
+        launcher="torch-elastic",
+    )
+    how = "samples/s, fp32 on cpu, ddp over 2 processes (gloo, torch-elastic)"
+    assert how in format_summary(s) and how in model_card(s)
+    one = RunSummary(domain="finance", model_name="m", mlflow_run_id="r1")
+    assert "processes" not in format_summary(one) + model_card(one)
+
+
 def test_paired_bootstrap_brackets_the_difference_and_is_reproducible():
     from components.evaluation import paired_bootstrap
 

@@ -38,7 +38,16 @@ class CausalLM(nn.Module):
         super().__init__()
         self.backbone = backbone
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """All positions' logits; with `labels`, `trained_logits` (training calls it so, as
+        a DDP wrapper only syncs what goes through the module call)."""
+        if labels is not None:
+            return self.trained_logits(input_ids, attention_mask, labels)
         logits = self.backbone(input_ids=input_ids, attention_mask=attention_mask).logits
         # prompt tuning prepends virtual tokens: keep the real tokens' positions
         return logits[:, -input_ids.size(1) :]

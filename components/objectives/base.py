@@ -98,6 +98,15 @@ class Objective(Protocol):
         manifest: dict | None = None,
     ) -> TrainResult: ...
 
+    def job_inputs(self, examples: Any, baselines: Baselines) -> dict:
+        """What `train` reads of the examples and baselines, as JSON-able data (the input file
+        of a distributed training job; no pickle)."""
+        ...
+
+    def from_job_inputs(self, data: dict) -> tuple[Any, Baselines]:
+        """`job_inputs` back into (examples, baselines) for `train` (test split left out)."""
+        ...
+
     def evaluate(self, bundle_dir: Path, examples: Any, config: PipelineConfig) -> Scored: ...
 
     def score_model(self, model: Any, examples: Any, config: PipelineConfig) -> Scored:

@@ -10,10 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score
 
-from components.baseline import run_baseline
+from components.baseline import BaselineResult, Probe, run_baseline
 from components.config import CLASSIFICATION_METRICS, PipelineConfig
 from components.evaluation import (
     classification_metrics,
@@ -21,7 +22,7 @@ from components.evaluation import (
     min_recall,
     save_confusion_matrix,
 )
-from components.examples import Examples, infer_labels, to_examples
+from components.examples import Examples, TextSplit, infer_labels, to_examples
 from components.modeling import load_bundle
 from components.objectives.base import Baselines, EpochCallback, PyfuncSpec, Scored
 from components.selection import Selection, run_selection
@@ -125,6 +126,38 @@ class Classification:
             on_epoch_end=on_epoch_end,
             manifest=manifest,
         )
+
+    def job_inputs(self, examples: Examples, baselines: Baselines) -> dict:
+        probe = baselines.state.probe if baselines.state is not None else None
+        return {
+            "labels": list(examples.labels),
+            **{
+                name: {"texts": list(split.texts), "label_ids": [int(i) for i in split.label_ids]}
+                for name, split in (("train", examples.train), ("validation", examples.validation))
+            },
+            # float32 through JSON's float64 and back: exact
+            "probe": None
+            if probe is None
+            else {
+                "weight": probe.weight.tolist(),
+                "bias": probe.bias.tolist(),
+                "train_accuracy": probe.train_accuracy,
+            },
+        }
+
+    def from_job_inputs(self, data: dict) -> tuple[Examples, Baselines]:
+        splits = {
+            k: TextSplit(data[k]["texts"], data[k]["label_ids"]) for k in ("train", "validation")
+        }
+        examples = Examples(
+            data["labels"], splits["train"], splits["validation"], TextSplit([], [])
+        )
+        p = data["probe"]
+        probe = None
+        if p is not None:
+            weight, bias = (np.asarray(p[k], dtype=np.float32) for k in ("weight", "bias"))
+            probe = Probe(weight, bias, p["train_accuracy"])
+        return examples, Baselines({}, state=BaselineResult(probe, [], {}, 0.0))
 
     def _scored(self, predicted: list[str], examples: Examples) -> Scored:
         pred_ids = ids_from_names(predicted, examples.labels)

@@ -58,6 +58,7 @@ from components.training import (
     TrainResult,
     fit,
     head_and_body_groups,
+    is_main_process,
     job_key,
 )
 from components.validation import ValidationReport
@@ -302,17 +303,21 @@ class Generation:
             train_size=len(train_rows),
             steps_per_epoch=steps_per_epoch,
             batches=batches,
-            forward=lambda m, b, d: m.trained_logits(
+            # through the module call (`forward` with labels), so a DDP wrapper syncs it
+            forward=lambda m, b, d: m(
                 b["input_ids"].to(d), b["attention_mask"].to(d), b["labels"].to(d)
             ),
             loss=lambda logits, b, d: nn.functional.cross_entropy(
                 logits.float(), trained_targets(b["labels"]).to(d)
             ),
+            units=lambda b: trained_targets(b["labels"]).numel(),
             validate=validate,
             best_key=lambda h: (-h["val_loss"],),
             desc=f"train {config.domain} (generation)",
         )
         model, result = fit(config, recipe, workdir, on_epoch_end)
+        if not is_main_process():
+            return result  # rank 0 saves the bundle
         decoding = _decoding(config)
         bundle = save_generative_bundle(
             model,
@@ -333,6 +338,28 @@ class Generation:
             },
         )
         return replace(result, bundle_dir=str(bundle))
+
+    def job_inputs(self, examples: ChatExamples, baselines: Baselines) -> dict:
+        return {
+            "train": examples.train,
+            "validation": examples.validation,
+            "labels": examples.labels,
+            "expect_json": examples.expect_json,
+            "system_prompt": examples.system_prompt,
+            "fields": list(examples.fields),
+        }
+
+    def from_job_inputs(self, data: dict) -> tuple[ChatExamples, Baselines]:
+        examples = ChatExamples(
+            data["train"],
+            data["validation"],
+            [],
+            labels=data["labels"],
+            expect_json=data["expect_json"],
+            system_prompt=data["system_prompt"],
+            fields=data["fields"],
+        )
+        return examples, Baselines({})  # training uses no baseline state
 
     # ------------------------------------------------------------------ evaluation
 
