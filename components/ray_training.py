@@ -24,6 +24,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from components import tracking
 from components.config import PipelineConfig
 from components.distributed import (
     DistributedTrainingError,
@@ -33,6 +34,7 @@ from components.distributed import (
     write_job,
 )
 from components.selection import Selection
+from components.tracking import project_dir
 from components.training import TrainResult
 
 LAUNCHER = "ray"
@@ -104,7 +106,16 @@ def train_on_ray(
     address = cfg.ray_address or os.environ.get("RAY_ADDRESS") or None
     storage = cfg.ray_storage or str(Path(workdir) / "ray")
     started = time.monotonic()
-    ray.init(address=address, ignore_reinit_error=True, include_dashboard=False)
+    # the workers log and write where this run does (the Ray nodes' own environment
+    # supplies credentials, e.g. MLFLOW_TRACKING_PASSWORD, never this process)
+    env = {"MLFLOW_TRACKING_URI": tracking.tracking_uri(), "PEFTOPS_HOME": str(project_dir())}
+    env |= {k: os.environ[k] for k in ("HF_HUB_OFFLINE",) if k in os.environ}
+    ray.init(
+        address=address,
+        ignore_reinit_error=True,
+        include_dashboard=False,
+        runtime_env={"env_vars": env},
+    )
     try:
         trainer = TorchTrainer(
             ray_loop,

@@ -37,7 +37,8 @@ def _free_port() -> int:
 @pytest.fixture()
 def ray_cluster(monkeypatch):
     """A one-node Ray cluster with 2 CPUs and token auth (a token made for the test, shared by
-    the cluster and the driver through the environment), stopped after the test."""
+    the cluster and the driver through the environment), stopped after the test. Started
+    before the test's workspace exists: the run tells the workers where to log and write."""
     port = _free_port()
     temp = Path("/tmp") / f"ray-{os.getpid()}"  # Ray's socket paths must stay short
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
@@ -68,7 +69,7 @@ def ray_cluster(monkeypatch):
 
 
 @pytest.mark.usefixtures("prefect_harness")
-def test_the_finance_flow_trains_on_a_ray_cluster_and_registers(workspace, tiny_bert, ray_cluster):
+def test_the_finance_flow_trains_on_a_ray_cluster_and_registers(ray_cluster, workspace, tiny_bert):
     config = tiny_config(
         "finance",
         tiny_bert,
