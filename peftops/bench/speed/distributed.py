@@ -15,8 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from peftops.bench.speed.harness import Context, comparison, log
+from peftops.bench.speed.harness import Context, comparison, log, median
 from peftops.bench.speed.steps import bench_config, subset
+
+ROUNDS = 2
 
 
 def process_counts(device: str) -> tuple[int, ...]:
@@ -75,9 +77,12 @@ def bench_distributed(ctx: Context) -> None:
         )
         return {"end_to_end": samples / wall, "loop": result.samples_per_second, "n": n}
 
-    one = run(1)
     for n in process_counts(ctx.device):
-        many = run(n)
+        # alternating rounds (1, n, 1, n), medians: other jobs on the machine hit both sides
+        ones, manys = [], []
+        for _ in range(ROUNDS):
+            ones.append(run(1))
+            manys.append(run(n))
         common = {
             "dataset": "banking77",
             "examples": len(train),
@@ -85,23 +90,20 @@ def bench_distributed(ctx: Context) -> None:
             "global_batch": global_batch(n),
             "processes": n,
             "threads_per_process": max(1, ctx.threads // n),
+            "statistic": f"median of {ROUNDS} alternating rounds",
         }
-        comparison(
-            ctx,
-            f"distributed_{n}proc_loop",
-            many["loop"],
-            "1 process (training loop)",
-            one["loop"],
-            "samples/s",
-            scaling_efficiency=round(many["loop"] / one["loop"] / n, 3),
-            **common,
-        )
-        comparison(
-            ctx,
-            f"distributed_{n}proc_end_to_end",
-            many["end_to_end"],
-            "1 process (end to end)",
-            one["end_to_end"],
-            "samples/s",
-            **common,
-        )
+        for what, label in (("loop", "training loop"), ("end_to_end", "end to end")):
+            one = median([r[what] for r in ones])
+            many = median([r[what] for r in manys])
+            comparison(
+                ctx,
+                f"distributed_{n}proc_{what}",
+                many,
+                f"1 process ({label})",
+                one,
+                "samples/s",
+                scaling_efficiency=round(many / one / n, 3),
+                rounds_value=[round(r[what], 2) for r in manys],
+                rounds_baseline=[round(r[what], 2) for r in ones],
+                **common,
+            )
