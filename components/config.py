@@ -398,6 +398,28 @@ class TrainingConfig(_Stage):
         "timeout). Rank 0 validates and checkpoints while the others wait, so it must exceed "
         "an epoch's validation. A process that dies ends the run at once, whatever this is.",
     )
+    launcher: Literal["local", "ray"] = Field(
+        "local",
+        description="What starts the training processes. `local`: this machine (torch's "
+        "elastic launcher when `num_processes` > 1). `ray`: a Ray Train TorchTrainer of "
+        "`num_processes` workers on the Ray cluster at `ray_address` (needs "
+        '`pip install "peftops[ray]"`; same loop, same checkpoints).',
+    )
+    ray_address: str | None = Field(
+        None,
+        description="Ray cluster address (e.g. `ray-head:6379`); empty: the `RAY_ADDRESS` "
+        "environment variable, else a Ray started on this machine for the run.",
+    )
+    ray_cpus_per_worker: float = Field(1.0, gt=0, description="CPUs Ray reserves per worker.")
+    ray_gpus_per_worker: float = Field(
+        0.0, ge=0, description="GPUs per Ray worker (0: train on CPUs, gloo; > 0: NCCL)."
+    )
+    ray_storage: str | None = Field(
+        None,
+        description="Where Ray Train persists the trained bundle (its `storage_path`): on a "
+        "cluster, a folder every node and this machine reach (NFS mount, s3://...). Empty: "
+        "beside the run's checkpoints, which is right on one machine.",
+    )
 
 
 class GenerationConfig(_Stage):

@@ -302,7 +302,13 @@ def train(
 ) -> TrainResult:
     """Train in this process (`training.num_processes` 1: nothing is spawned) or in several
     (`train_in_processes`; rank 0 logs the epochs on `mlflow_run_id` itself, so
-    `on_epoch_end` is not called)."""
+    `on_epoch_end` is not called), or as a Ray Train job (`training.launcher=ray`)."""
+    if config.training.launcher == "ray":
+        from components.ray_training import train_on_ray
+
+        return train_on_ray(
+            objective, examples, selection, baselines, config, workdir, manifest, mlflow_run_id
+        )
     if config.training.num_processes <= 1:
         return objective.train(
             examples,

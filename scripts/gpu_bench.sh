@@ -4,8 +4,11 @@
 # PEFTOPS_DATASETS). The device is chosen automatically (CUDA when present) and training runs
 # under bf16 autocast where the GPU supports it (components/training.py: autocast_for).
 #
-#   scripts/gpu_bench.sh            # quick sizes
-#   scripts/gpu_bench.sh --full     # full sizes
+#   scripts/gpu_bench.sh                 # quick sizes
+#   scripts/gpu_bench.sh --full          # full sizes
+#   scripts/gpu_bench.sh --distributed   # DDP scaling: 1 GPU against 2, 4, ... all visible
+#                                        # GPUs (one process each, NCCL, the same batch per
+#                                        # GPU), samples/s and scaling efficiency
 #
 # JSON lines on stdout (one per comparison), the ratio table on stderr. Exits non-zero, before
 # measuring anything, where torch has no CUDA or sees no GPU.
@@ -13,7 +16,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 mode=--quick
-[[ "${1:-}" == "--full" ]] && mode=--no-quick
+only=(--only throughput --only padding)
+case "${1:-}" in
+  --full) mode=--no-quick ;;
+  --distributed) only=(--only distributed) ;;
+esac
 
 export HF_HUB_OFFLINE=1 DO_NOT_TRACK=1 TOKENIZERS_PARALLELISM=false
 # refuse to run on the CPU: that is `peftops bench speed`, not a GPU measurement
@@ -40,4 +47,8 @@ with autocast_for(device):
 print(f"  autocast dtype inside training: {y.dtype}")
 PY
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-exec "$PY" -m peftops.cli bench speed "$mode" --only throughput --only padding
+if [[ "${only[*]}" == "--only distributed" ]]; then
+  gpus=$("$PY" -c "import torch; print(torch.cuda.device_count())")
+  (( gpus >= 2 )) || { echo "--distributed needs 2 or more GPUs; $gpus visible" >&2; exit 1; }
+fi
+exec "$PY" -m peftops.cli bench speed "$mode" "${only[@]}"

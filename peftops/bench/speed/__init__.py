@@ -21,6 +21,8 @@ Benchmarks (``--only`` names):
   preloaded instead of glibc's malloc (where installed).
 - ``scaling``: validation time and training samples/s at 1x, 10x, 100x the demo data
   (replicated), with growth ratios.
+- ``distributed``: training samples/s in 1 process and in 2 (DDP, the local launcher) on the
+  same machine and threads, end to end and in the training loop, with scaling efficiency.
 
 One module per benchmark; `harness` holds what they share (settings, targets, rows, rounds,
 child processes) and `steps` the pipeline's training step. Run `python -m
@@ -38,6 +40,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from peftops.bench.speed.harness import DEMO, FULL, QUICK, Context, log, print_table
+from peftops.bench.speed.distributed import bench_distributed
 from peftops.bench.speed.inference import bench_inference
 from peftops.bench.speed.memory import bench_memory
 from peftops.bench.speed.orchestration import bench_orchestration
@@ -54,6 +57,7 @@ RUNNERS: dict[str, Callable[[Context], None]] = {
     "inference": bench_inference,
     "memory": bench_memory,
     "scaling": bench_scaling,
+    "distributed": bench_distributed,
 }
 BENCHMARKS = tuple(RUNNERS)  # `--only` names, in the order they run
 
