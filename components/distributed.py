@@ -16,21 +16,9 @@ CLI that starts ONE process with `--cpu --num_processes 2`, and over accelerate'
 agent spawns fresh interpreters, restarts nothing (`max_restarts=0`), and when a process dies
 stops the others and says which rank died and how.
 
-A Ray `TorchTrainer` (multi-node) calls the same function once per worker::
-
-    from ray.train import ScalingConfig
-    from ray.train.torch import TorchTrainer
-
-    job = write_job(...)  # inputs and workdir on storage every node reads
-    TorchTrainer(
-        lambda cfg: train_worker(cfg["job"]),
-        train_loop_config={"job": replace(job, launcher="ray").to_dict()},
-        scaling_config=ScalingConfig(num_workers=4, use_gpu=True),
-    ).fit()
-
-Ray Train sets the same environment variables and initialises the process group, which
-accelerate then uses; rank 0's `workdir/result.json` holds the `TrainResult`
-(`tests/test_distributed.py::test_a_ray_torch_trainer_runs_the_same_worker`).
+Past one machine, `components/ray_training.py` runs the same function once per worker of a
+Ray Train `TorchTrainer` (`training.launcher=ray`): Ray sets the same environment variables
+and initialises the process group, which accelerate then uses.
 """
 
 from __future__ import annotations

@@ -385,33 +385,3 @@ def test_a_worker_error_is_reported_with_its_rank_and_message(no_dropout_bert, t
     assert "exit code 1" in message and "missing.json" in message
     assert "rank 0" in message or "rank 1" in message
     assert not (tmp_path / "work").exists()
-
-
-@pytest.mark.long
-def test_a_ray_torch_trainer_runs_the_same_worker(no_dropout_bert, workspace, tmp_path):
-    """The worker entry point is launcher-agnostic: Ray Train sets RANK/WORLD_SIZE/... and
-    initialises the process group itself; `train_worker` trains the same job under it."""
-    pytest.importorskip("ray.train.torch")
-    import ray
-    from ray.train import RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
-
-    config = _config(no_dropout_bert)
-    examples, selection, baselines = _inputs(config, 64)
-    job = distributed.write_job(
-        objective_for(config), examples, selection, baselines, config, tmp_path / "work"
-    )
-    job.launcher = "ray"
-    ray.init(num_cpus=2, include_dashboard=False)
-    try:
-        TorchTrainer(
-            lambda cfg: distributed.train_worker(cfg["job"]),
-            train_loop_config={"job": job.to_dict()},
-            scaling_config=ScalingConfig(num_workers=2, use_gpu=False),
-            run_config=RunConfig(storage_path=str(tmp_path / "ray")),
-        ).fit()
-    finally:
-        ray.shutdown()
-    result = json.loads((tmp_path / "work" / distributed.RESULT_FILE).read_text())
-    assert (result["world_size"], result["backend"], result["launcher"]) == (2, "gloo", "ray")
-    assert (tmp_path / "work" / "bundle" / "peftops.json").is_file()

@@ -39,8 +39,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from peftops.bench.speed.harness import DEMO, FULL, QUICK, Context, log, print_table
 from peftops.bench.speed.distributed import bench_distributed
+from peftops.bench.speed.harness import DEMO, FULL, QUICK, Context, log, print_table
 from peftops.bench.speed.inference import bench_inference
 from peftops.bench.speed.memory import bench_memory
 from peftops.bench.speed.orchestration import bench_orchestration
