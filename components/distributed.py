@@ -36,7 +36,7 @@ from typing import Any
 
 from components.config import PipelineConfig
 from components.selection import Selection
-from components.training import EpochCallback, TrainResult, is_main_process
+from components.training import TrainResult, is_main_process
 
 JOB_FOLDER = "job"  # under the training workdir: the inputs file every process reads
 RESULT_FILE = "result.json"  # under the training workdir: rank 0's TrainResult
@@ -275,38 +275,3 @@ def train_in_processes(
     data = dict(reports[0]["result"])
     data.pop("trainable_fraction", None)
     return TrainResult(**data)
-
-
-def train(
-    objective: Any,
-    examples: Any,
-    selection: Selection,
-    baselines: Any,
-    config: PipelineConfig,
-    workdir: Path,
-    on_epoch_end: EpochCallback | None = None,
-    manifest: dict | None = None,
-    mlflow_run_id: str | None = None,
-) -> TrainResult:
-    """Train in this process (`training.num_processes` 1: nothing is spawned) or in several
-    (`train_in_processes`; rank 0 logs the epochs on `mlflow_run_id` itself, so
-    `on_epoch_end` is not called), or as a Ray Train job (`training.launcher=ray`)."""
-    if config.training.launcher == "ray":
-        from components.ray_training import train_on_ray
-
-        return train_on_ray(
-            objective, examples, selection, baselines, config, workdir, manifest, mlflow_run_id
-        )
-    if config.training.num_processes <= 1:
-        return objective.train(
-            examples,
-            selection,
-            baselines,
-            config,
-            workdir=workdir,
-            on_epoch_end=on_epoch_end,
-            manifest=manifest,
-        )
-    return train_in_processes(
-        objective, examples, selection, baselines, config, workdir, manifest, mlflow_run_id
-    )

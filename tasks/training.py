@@ -11,7 +11,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
-from components import distributed, tracking
+from components import launch, tracking
 from components.config import PipelineConfig
 from components.objectives import Baselines, objective_for
 from components.selection import Selection, save_selection_plot
@@ -87,7 +87,7 @@ def train_adapter(
     tracking.set_tags(run_id, {"training.key": key})
     workdir = tracking.project_dir() / ".peftops" / "runs" / key
     started = time.perf_counter()
-    result = distributed.train(
+    result = launch.train(
         objective,
         examples,
         selection,

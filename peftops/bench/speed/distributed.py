@@ -33,7 +33,7 @@ def process_counts(device: str) -> tuple[int, ...]:
 
 
 def bench_distributed(ctx: Context) -> None:
-    from components import distributed
+    from components import launch
     from components.baseline import BaselineResult
     from components.examples import Examples, TextSplit
     from components.objectives import Baselines, objective_for
@@ -68,7 +68,7 @@ def bench_distributed(ctx: Context) -> None:
         objective = objective_for(config)
         with tempfile.TemporaryDirectory(dir=ctx.workdir) as tmp:
             started = time.perf_counter()
-            result = distributed.train(objective, examples, selection, no_probe, config, Path(tmp))
+            result = launch.train(objective, examples, selection, no_probe, config, Path(tmp))
             wall = time.perf_counter() - started
         samples = len(train) * config.training.epochs
         log(
