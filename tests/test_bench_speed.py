@@ -235,3 +235,44 @@ def test_inference_benchmark_adds_onnx_sides_that_agree_with_the_torch_model(tmp
     texts = toy_split(16, seed=3).texts
     want = classifier.predict_proba(texts, 8)
     assert sides["onnx_fp32"](texts) == pytest.approx(want, abs=1e-5)
+
+
+def test_scaling_replicates_the_data_into_distinct_rows_that_pass_validation():
+    """Plain copies are duplicates, which the suite rightly fails (the scaling row once timed
+    that failure); the scaled frames keep rows, labels and lengths but make every text
+    distinct, so validation passes at 10x and its cost is measured on work that succeeds."""
+    import pandas as pd
+
+    from components.config import ValidationConfig
+    from components.validation import validate_splits
+    from peftops.bench.speed.scaling import scaled_frames
+
+    def split(name: str, n: int) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "text": [f"{name} message number {i} about {LABELS[i % 4]}" for i in range(n)],
+                "label": [LABELS[i % 4] for i in range(n)],
+            }
+        )
+
+    frames = {"train": split("train", 80), "validation": split("val", 24), "test": split("t", 24)}
+
+    def validate(scaled: dict) -> bool:
+        return validate_splits(
+            scaled,
+            text_column="text",
+            label_column="label",
+            labels=LABELS,
+            config=ValidationConfig(),
+            suite_name="scaling-test",
+        ).success
+
+    assert validate(frames)
+    assert not validate({s: pd.concat([f] * 10, ignore_index=True) for s, f in frames.items()})
+    scaled = scaled_frames(frames, 10, "text")
+    for name, frame in frames.items():
+        assert len(scaled[name]) == 10 * len(frame)
+        assert scaled[name]["text"].is_unique
+        assert (scaled[name]["label"].to_numpy() == list(frame["label"]) * 10).all()
+    assert (scaled["train"]["text"][:80] == frames["train"]["text"]).all()  # copy 0 unchanged
+    assert validate(scaled)
