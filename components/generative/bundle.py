@@ -50,17 +50,75 @@ class CausalLM(nn.Module):
         order of `trained_targets`). The LM head over a 49k vocabulary is ~20 % of a small
         model's compute and most of its activation memory, and only the answer's ~25 % of
         positions need it (TRL and torchtune do the same)."""
+        backbone = self._decoding_model()
+        if backbone is None:  # prompt learning: virtual tokens go through peft's own forward
+            logits = self(input_ids, attention_mask)
+            return logits[:, :-1][labels[:, 1:] != IGNORE_INDEX]
+        hidden = self._trained_hidden(backbone, input_ids, attention_mask, labels)
+        return backbone.get_output_embeddings()(hidden)
+
+    def trained_loss(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor,
+        chunk_tokens: int,
+    ) -> torch.Tensor:
+        """Mean next-token cross-entropy over the trained positions, the LM head and the
+        loss taken `chunk_tokens` positions at a time (`generation.loss_chunk_tokens`).
+
+        Each chunk runs under a non-reentrant `torch.utils.checkpoint`, so its logits (and
+        their fp32 copy and log-softmax) are freed after the chunk and recomputed in the
+        backward pass: at most one chunk's vocabulary-wide logits are alive, instead of every
+        trained position's. Written here because transformers' `logits_to_keep` takes one set
+        of positions for the whole batch (not a per-row mask) and keeps every kept logit."""
+        from torch.utils.checkpoint import checkpoint
+
+        targets = trained_targets(labels)
+        backbone = self._decoding_model()
+        if backbone is None:
+            logits = self.trained_logits(input_ids, attention_mask, labels)
+            return nn.functional.cross_entropy(logits.float(), targets)
+        hidden = self._trained_hidden(backbone, input_ids, attention_mask, labels)
+        head = backbone.get_output_embeddings()
+
+        def summed(h: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return nn.functional.cross_entropy(head(h).float(), t, reduction="sum")
+
+        chunks = [
+            checkpoint(
+                summed,
+                hidden[i : i + chunk_tokens],
+                targets[i : i + chunk_tokens],
+                use_reentrant=False,
+            )
+            for i in range(0, len(targets), chunk_tokens)
+        ]
+        return torch.stack(chunks).sum() / len(targets)
+
+    def _decoding_model(self) -> nn.Module | None:
+        """The transformers model whose decoder and LM head the trained positions go through
+        (adapters are injected into its layers); None for prompt learning (virtual tokens)."""
         from peft import PeftModel
 
         backbone = self.backbone
         if isinstance(backbone, PeftModel):
-            if backbone.active_peft_config.is_prompt_learning:  # virtual tokens: peft's path
-                logits = self(input_ids, attention_mask)
-                return logits[:, :-1][labels[:, 1:] != IGNORE_INDEX]
-            backbone = backbone.get_base_model()  # adapters are injected into its layers
+            if backbone.active_peft_config.is_prompt_learning:
+                return None
+            backbone = backbone.get_base_model()
+        return backbone
+
+    @staticmethod
+    def _trained_hidden(
+        backbone: nn.Module,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor,
+    ) -> torch.Tensor:
+        """The decoder's last hidden state at the positions whose next token is trained."""
         hidden = backbone.get_decoder()(input_ids=input_ids, attention_mask=attention_mask)
         keep = labels[:, 1:] != IGNORE_INDEX
-        return backbone.get_output_embeddings()(hidden.last_hidden_state[:, :-1][keep])
+        return hidden.last_hidden_state[:, :-1][keep]
 
 
 def trained_targets(labels: torch.Tensor) -> torch.Tensor:
