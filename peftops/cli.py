@@ -706,7 +706,7 @@ def bench_speed(
         list[str] | None,
         typer.Option(
             help="Run only these benchmarks (repeatable): throughput, padding, orchestration, "
-            "inference, memory, scaling."
+            "inference, memory, scaling, gen_memory, gen_throughput, gen_inference."
         ),
     ] = None,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,

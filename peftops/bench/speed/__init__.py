@@ -20,7 +20,10 @@ Benchmarks (``--only`` names):
   own process; with the pipeline's defaults, with gradient checkpointing, and with jemalloc
   preloaded instead of glibc's malloc (where installed).
 - ``scaling``: validation time and training samples/s at 1x, 10x, 100x the demo data
-  (replicated), with growth ratios.
+  (replicated, each copy's texts made distinct), with growth ratios.
+- ``gen_memory``: peak RSS of LoRA vs full fine-tuning of SmolLM2-135M (the generation
+  task's training, each side in its own process, training phase only) at 128 tokens per
+  row (quick) or 128, 512 and 1024 (full), per memory setting.
 
 One module per benchmark; `harness` holds what they share (settings, targets, rows, rounds,
 child processes) and `steps` the pipeline's training step. Run `python -m
@@ -37,6 +40,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from peftops.bench.speed.generative import bench_gen_memory
 from peftops.bench.speed.harness import DEMO, FULL, QUICK, Context, log, print_table
 from peftops.bench.speed.inference import bench_inference
 from peftops.bench.speed.memory import bench_memory
@@ -54,6 +58,7 @@ RUNNERS: dict[str, Callable[[Context], None]] = {
     "inference": bench_inference,
     "memory": bench_memory,
     "scaling": bench_scaling,
+    "gen_memory": bench_gen_memory,
 }
 BENCHMARKS = tuple(RUNNERS)  # `--only` names, in the order they run
 

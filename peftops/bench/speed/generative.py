@@ -1,0 +1,176 @@
+"""Generative (causal-LM) cost: peak RSS of LoRA vs full fine-tuning of SmolLM2-135M by
+sequence length and memory setting (`gen_memory`), the pipeline's causal-LM training step vs
+a bare torch + peft loop (`gen_throughput`), and generation tokens/s of the registered pyfunc
+vs raw `generate`, merged vs unmerged adapter (`gen_inference`).
+
+Memory sides each run in a fresh process (`python -m peftops.bench.speed genmemory ...`):
+the model is loaded and the selection applied, then the process's RSS high-water mark is
+reset (Linux `clear_refs`), so the peak is the training phase's alone (the GGUF load's
+transient does not count); the model's resident weights are in it on both sides."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+from peftops.bench.speed.harness import Context, child_env, comparison, log, run_child
+
+GEN_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+GEN_BATCH = 8
+GEN_STEPS = 2  # AdamW's state exists from step 2 on: the second forward holds it all
+TRAINED_SHARE = 0.25  # the response's share of each row (the loss is taken on it)
+LOSS_CHUNK = 256  # generation.loss_chunk_tokens where a setting chunks the loss
+
+# setting -> (overrides on both sides, overrides on the LoRA side only). Every setting keeps
+# the pipeline's loss on the trained positions only (it has no other); bf16 autocast on both.
+GEN_MEMORY_SETTINGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "default": ((), ()),
+    "checkpointing": (("training.gradient_checkpointing=true",), ()),
+    "chunked": (
+        ("training.gradient_checkpointing=true", f"generation.loss_chunk_tokens={LOSS_CHUNK}"),
+        (),
+    ),
+    # a bf16 frozen base: LoRA only (full fine-tuning has no frozen weights to hold)
+    "best": (
+        ("training.gradient_checkpointing=true", f"generation.loss_chunk_tokens={LOSS_CHUNK}"),
+        ("training.frozen_precision=bf16",),
+    ),
+}
+
+
+def gen_config(method: str, tokens: int, threads: int, *overrides: str):
+    """The finance-assistant preset as the memory and throughput sides train it: LoRA r=8 on
+    q/k/v/o (or every weight for `full`), batch 8, bf16 autocast, one epoch."""
+    from components.config import apply_overrides, load_preset
+
+    sets = [
+        f"model.base_model={GEN_MODEL}",
+        f"model.max_length={tokens}",
+        "selection.strategy=attention",
+        "method.name=lora",
+        "method.r=8",
+        "training.epochs=1",
+        f"training.batch_size={GEN_BATCH}",
+        "training.precision=bf16",
+        f"training.num_threads={threads}",
+        "evaluation.batch_size=1",
+    ]
+    if method == "full":
+        sets += ["method.name=full", "selection.strategy=all", "training.learning_rate=5e-5"]
+    return apply_overrides(load_preset("finance-assistant"), [*sets, *overrides])
+
+
+def synthetic_rows(n: int, tokens: int, seed: int, vocab: int = 49_152) -> list:
+    """`n` rows of exactly `tokens` token ids, the last `TRAINED_SHARE` of each trained (a
+    prompt and its response); memory and step time depend on shapes, not on the words."""
+    import torch
+
+    from components.generative.templating import IGNORE_INDEX, EncodedChat
+
+    g = torch.Generator().manual_seed(seed)
+    prompt = tokens - max(1, int(tokens * TRAINED_SHARE))
+    rows = []
+    for _ in range(n):
+        ids = torch.randint(100, vocab, (tokens,), generator=g).tolist()
+        labels = [IGNORE_INDEX] * prompt + ids[prompt:]
+        rows.append(EncodedChat(ids, labels, tokens, tokens - prompt))
+    return rows
+
+
+def gen_memory_child(method: str, tokens: int, setting: str, threads: int) -> dict:
+    """In a fresh process: load SmolLM2, apply the selection, reset the RSS high-water mark,
+    then train `GEN_STEPS` steps of batch 8 at `tokens` tokens per row through the pipeline's
+    recipe and loop (`causal_lm_recipe`, `fit`). Peak RSS of that training phase, RSS after
+    the load, and the trainable parameter count."""
+    import torch
+
+    from components.generative.bundle import CausalLM
+    from components.generative.models import load_causal_lm
+    from components.objectives.generation import causal_lm_recipe
+    from components.selection import select_parameters
+    from components.selection.apply import apply_selection
+    from components.training import fit
+    from peftops.bench.memory import _vm, peak_rss_mb, reset_peak_rss
+
+    both, lora_only = GEN_MEMORY_SETTINGS[setting]
+    config = gen_config(method, tokens, threads, *both, *(lora_only if method == "lora" else ()))
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    backbone, tokenizer, _ = load_causal_lm(config.model.base_model)
+    train = synthetic_rows(GEN_BATCH * GEN_STEPS, tokens, seed=1)
+    val = synthetic_rows(1, 32, seed=2)
+    selection = select_parameters(
+        backbone, config.selection, config.method, None, max_length=tokens, proxy=None
+    )
+    model = apply_selection(CausalLM(backbone), selection, config.method, GEN_STEPS)
+    after_load = _vm("VmRSS")
+    reset = reset_peak_rss()
+    recipe = causal_lm_recipe(model, train, val, tokenizer.pad_token_id, config)
+    with tempfile.TemporaryDirectory() as tmp:
+        _, result = fit(config, recipe, Path(tmp), resume=False)
+    return {
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "rss_after_load_mb": round(after_load, 1),
+        "peak_reset_after_load": reset,
+        "trainable_params": result.trainable_params,
+        "total_params": result.total_params,
+        "precision": result.precision,
+        "seconds": round(result.train_seconds, 1),
+    }
+
+
+def gen_lengths(ctx: Context) -> tuple[int, ...]:
+    return (128,) if ctx.mode == "quick" else (128, 512, 1024)
+
+
+def bench_gen_memory(ctx: Context) -> None:
+    """LoRA vs full fine-tuning of SmolLM2-135M, each side in its own process, at each
+    length and setting (`GEN_MEMORY_SETTINGS`); one row per (setting, length)."""
+    logs = ctx.workdir / "logs"
+    logs.mkdir(exist_ok=True)
+    for tokens in gen_lengths(ctx):
+        lora: dict[str, dict] = {}
+        full: dict[tuple[str, ...], dict] = {}  # by the overrides both sides share
+
+        def child(method: str, setting: str, tokens: int = tokens) -> dict:
+            args = [sys.executable, "-m", "peftops.bench.speed", "genmemory", method]
+            args += [str(tokens), setting, str(ctx.threads)]
+            env = child_env(PEFTOPS_TOKEN_CACHE="off")
+            got = run_child(args, env, logs / f"genmem-{method}-{setting}-{tokens}.log")
+            log(f"gen_memory {method} {setting} {tokens} tokens: {got}")
+            return got
+
+        for setting, (both, _) in GEN_MEMORY_SETTINGS.items():
+            lora[setting] = child("lora", setting)
+            if both not in full:  # a LoRA-only override leaves the full side as it was
+                full[both] = child("full", setting)
+        for setting, (both, lora_only) in GEN_MEMORY_SETTINGS.items():
+            a, b = lora[setting], full[both]
+            comparison(
+                ctx,
+                f"gen_memory_peak_rss_{setting}_{tokens}",
+                a["peak_rss_mb"],
+                "full fine-tuning (AdamW)",
+                b["peak_rss_mb"],
+                "MB",
+                higher_is_better=False,
+                lora_to_full=round(a["peak_rss_mb"] / b["peak_rss_mb"], 3),
+                statistic="peak RSS of the training phase (high-water mark reset after load)",
+                settings=list(both) + [f"LoRA only: {x}" for x in lora_only],
+                tokens_per_row=tokens,
+                batch_size=GEN_BATCH,
+                steps=GEN_STEPS,
+                trained_share=TRAINED_SHARE,
+                precision=a["precision"],
+                rss_after_load_mb=[a["rss_after_load_mb"], b["rss_after_load_mb"]],
+                increase_ratio=round(
+                    (a["peak_rss_mb"] - a["rss_after_load_mb"])
+                    / max(b["peak_rss_mb"] - b["rss_after_load_mb"], 1e-9),
+                    3,
+                ),
+                peak_reset_after_load=[a["peak_reset_after_load"], b["peak_reset_after_load"]],
+                trainable_params=[a["trainable_params"], b["trainable_params"]],
+                train_seconds=[a["seconds"], b["seconds"]],
+                model=GEN_MODEL,
+            )
