@@ -24,6 +24,11 @@ Benchmarks (``--only`` names):
 - ``gen_memory``: peak RSS of LoRA vs full fine-tuning of SmolLM2-135M (the generation
   task's training, each side in its own process, training phase only) at 128 tokens per
   row (quick) or 128, 512 and 1024 (full), per memory setting.
+- ``gen_throughput``: the pipeline's causal-LM training (its recipe through `fit`) vs a bare
+  torch + peft loop on the finance-assistant data, SmolLM2-135M; the bare loop's loss on the
+  trained positions only (like for like) and as `model(labels=...)` computes it.
+- ``gen_inference``: generation tokens/s of the generative pyfunc vs raw `model.generate`,
+  batched and one prompt at a time; the LoRA merged into the base vs unmerged.
 
 One module per benchmark; `harness` holds what they share (settings, targets, rows, rounds,
 child processes) and `steps` the pipeline's training step. Run `python -m
@@ -40,6 +45,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from peftops.bench.speed.gen_speed import bench_gen_inference, bench_gen_throughput
 from peftops.bench.speed.generative import bench_gen_memory
 from peftops.bench.speed.harness import DEMO, FULL, QUICK, Context, log, print_table
 from peftops.bench.speed.inference import bench_inference
@@ -58,6 +64,8 @@ RUNNERS: dict[str, Callable[[Context], None]] = {
     "inference": bench_inference,
     "memory": bench_memory,
     "scaling": bench_scaling,
+    "gen_throughput": bench_gen_throughput,
+    "gen_inference": bench_gen_inference,
     "gen_memory": bench_gen_memory,
 }
 BENCHMARKS = tuple(RUNNERS)  # `--only` names, in the order they run

@@ -39,13 +39,13 @@ GEN_MEMORY_SETTINGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
-def gen_config(method: str, tokens: int, threads: int, *overrides: str):
+def gen_config(method: str, tokens: int, threads: int, *overrides: str, model: str = GEN_MODEL):
     """The finance-assistant preset as the memory and throughput sides train it: LoRA r=8 on
     q/k/v/o (or every weight for `full`), batch 8, bf16 autocast, one epoch."""
     from components.config import apply_overrides, load_preset
 
     sets = [
-        f"model.base_model={GEN_MODEL}",
+        f"model.base_model={model}",
         f"model.max_length={tokens}",
         "selection.strategy=attention",
         "method.name=lora",
@@ -78,7 +78,9 @@ def synthetic_rows(n: int, tokens: int, seed: int, vocab: int = 49_152) -> list:
     return rows
 
 
-def gen_memory_child(method: str, tokens: int, setting: str, threads: int) -> dict:
+def gen_memory_child(
+    method: str, tokens: int, setting: str, threads: int, model: str = GEN_MODEL
+) -> dict:
     """In a fresh process: load SmolLM2, apply the selection, reset the RSS high-water mark,
     then train `GEN_STEPS` steps of batch 8 at `tokens` tokens per row through the pipeline's
     recipe and loop (`causal_lm_recipe`, `fit`). Peak RSS of that training phase, RSS after
@@ -94,19 +96,20 @@ def gen_memory_child(method: str, tokens: int, setting: str, threads: int) -> di
     from peftops.bench.memory import _vm, peak_rss_mb, reset_peak_rss
 
     both, lora_only = GEN_MEMORY_SETTINGS[setting]
-    config = gen_config(method, tokens, threads, *both, *(lora_only if method == "lora" else ()))
+    lora_extra = lora_only if method == "lora" else ()
+    config = gen_config(method, tokens, threads, *both, *lora_extra, model=model)
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     backbone, tokenizer, _ = load_causal_lm(config.model.base_model)
-    train = synthetic_rows(GEN_BATCH * GEN_STEPS, tokens, seed=1)
+    train = synthetic_rows(GEN_BATCH * GEN_STEPS, tokens, seed=1, vocab=len(tokenizer))
     val = synthetic_rows(1, 32, seed=2)
     selection = select_parameters(
         backbone, config.selection, config.method, None, max_length=tokens, proxy=None
     )
-    model = apply_selection(CausalLM(backbone), selection, config.method, GEN_STEPS)
+    trained = apply_selection(CausalLM(backbone), selection, config.method, GEN_STEPS)
     after_load = _vm("VmRSS")
     reset = reset_peak_rss()
-    recipe = causal_lm_recipe(model, train, val, tokenizer.pad_token_id, config)
+    recipe = causal_lm_recipe(trained, train, val, tokenizer.pad_token_id, config)
     with tempfile.TemporaryDirectory() as tmp:
         _, result = fit(config, recipe, Path(tmp), resume=False)
     return {
