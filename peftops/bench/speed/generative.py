@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from peftops.bench.speed.harness import Context, child_env, comparison, log, run_child
 
@@ -110,9 +112,20 @@ def gen_memory_child(
     after_load = _vm("VmRSS")
     reset = reset_peak_rss()
     recipe = causal_lm_recipe(trained, train, val, tokenizer.pad_token_id, config)
+    recipe, saved = _profiled(recipe, len(tokenizer))
     with tempfile.TemporaryDirectory() as tmp:
         _, result = fit(config, recipe, Path(tmp), resume=False)
+    trainable = result.trainable_params
     return {
+        # where the memory goes (MB): the weights as held in training, AdamW's two fp32
+        # moments and the fp32 gradients of the trained weights, and what autograd saved
+        # for backward in the fullest step, by kind
+        "profile_mb": {
+            "weights": round(saved["weights"] / MB, 1),
+            "adamw_state": round(8 * trainable / MB, 1),
+            "grads": round(4 * trainable / MB, 1),
+            **{f"saved_{k}": round(v / MB, 1) for k, v in saved["fullest"].items()},
+        },
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "rss_after_load_mb": round(after_load, 1),
         "peak_reset_after_load": reset,
@@ -121,6 +134,58 @@ def gen_memory_child(
         "precision": result.precision,
         "seconds": round(result.train_seconds, 1),
     }
+
+
+MB = 2**20
+
+
+def _profiled(recipe, vocab: int) -> tuple[Any, dict]:
+    """`recipe` with its forward pass and loss run under saved-tensor hooks that sort what
+    autograd keeps for backward (parameters left out) into layer activations, the
+    vocabulary-wide logits (and their fp32 copy, log-softmax), and copies of weights
+    (autocast's bf16 casts); the fullest step's totals land in `out["fullest"]`, the
+    weights' bytes in `out["weights"]`. The hooks only look: every tensor is returned as is."""
+    import torch
+
+    out: dict[str, Any] = {"fullest": {}, "weights": 0}
+    step: dict[int, tuple[str, int]] = {}
+    params: set[int] = set()
+    shapes: set[tuple[int, ...]] = set()
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        ptr = storage.data_ptr()
+        if ptr not in params:
+            if t.dim() and t.shape[-1] == vocab:
+                kind = "logits"
+            elif tuple(t.shape) in shapes:
+                kind = "weight_copies"
+            else:
+                kind = "activations"
+            step[ptr] = (kind, storage.nbytes())
+        return t
+
+    def forward(m, b, d):
+        params.clear()
+        params.update(p.untyped_storage().data_ptr() for p in m.parameters())
+        shapes.update(tuple(p.shape) for p in m.parameters() if p.dim() == 2)
+        out["weights"] = sum(p.numel() * p.element_size() for p in m.parameters())
+        step.clear()
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            return inner_forward(m, b, d)
+
+    def loss(o, b, d):
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            value = inner_loss(o, b, d)
+        totals = {k: 0 for k in ("activations", "logits", "weight_copies")}
+        for kind, nbytes in step.values():
+            totals[kind] += nbytes
+        if sum(totals.values()) > sum(out["fullest"].values()):
+            out["fullest"] = totals
+        return value
+
+    inner_forward, inner_loss = recipe.forward, recipe.loss
+    return replace(recipe, forward=forward, loss=loss), out
 
 
 def gen_lengths(ctx: Context) -> tuple[int, ...]:
