@@ -49,13 +49,15 @@ class CausalLM(nn.Module):
         """Next-token logits at the positions whose next token is trained only (rows in the
         order of `trained_targets`). The LM head over a 49k vocabulary is ~20 % of a small
         model's compute and most of its activation memory, and only the answer's ~25 % of
-        positions need it (TRL and torchtune do the same)."""
-        backbone = self._decoding_model()
-        if backbone is None:  # prompt learning: virtual tokens go through peft's own forward
+        positions need it (TRL and torchtune do the same): transformers' `logits_to_keep`
+        with a boolean (batch, length) mask runs the head on those positions alone."""
+        if self._decoding_model() is None:  # prompt learning: virtual tokens, peft's forward
             logits = self(input_ids, attention_mask)
             return logits[:, :-1][labels[:, 1:] != IGNORE_INDEX]
-        hidden = self._trained_hidden(backbone, input_ids, attention_mask, labels)
-        return backbone.get_output_embeddings()(hidden)
+        keep = torch.zeros_like(labels, dtype=torch.bool)
+        keep[:, :-1] = labels[:, 1:] != IGNORE_INDEX
+        out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=keep)
+        return out.logits
 
     def trained_loss(
         self,
@@ -70,8 +72,9 @@ class CausalLM(nn.Module):
         Each chunk runs under a non-reentrant `torch.utils.checkpoint`, so its logits (and
         their fp32 copy and log-softmax) are freed after the chunk and recomputed in the
         backward pass: at most one chunk's vocabulary-wide logits are alive, instead of every
-        trained position's. Written here because transformers' `logits_to_keep` takes one set
-        of positions for the whole batch (not a per-row mask) and keeps every kept logit."""
+        trained position's. Written here because transformers' `logits_to_keep` selects the
+        positions but keeps all their logits at once, and the fused chunked losses (Liger's)
+        are GPU kernels."""
         from torch.utils.checkpoint import checkpoint
 
         targets = trained_targets(labels)
