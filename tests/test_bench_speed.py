@@ -321,3 +321,22 @@ def test_generative_memory_child_measures_the_training_phase(tiny_causal_lm):
         assert side["peak_rss_mb"] >= side["rss_after_load_mb"] > 0
         assert side["precision"] == "bf16"
     assert 0 < lora["trainable_params"] < full["trainable_params"] == full["total_params"]
+
+
+def test_generative_benchmarks_run_only_when_named(monkeypatch):
+    """SmolLM2 on CPU takes tens of minutes: `bench speed --quick` keeps its budget by
+    leaving the gen_* benchmarks out unless `--only` names them."""
+    import torch
+
+    threads = torch.get_num_threads()
+    calls: list[str] = []
+    for name in speed.BENCHMARKS:
+        monkeypatch.setitem(speed.RUNNERS, name, lambda ctx, name=name: calls.append(name))
+    try:
+        speed.run_speed_benchmark(quick=True, threads=1)
+        assert calls and calls == [n for n in speed.BENCHMARKS if not n.startswith("gen_")]
+        calls.clear()
+        speed.run_speed_benchmark(quick=True, only=["gen_memory", "scaling"], threads=1)
+        assert calls == ["scaling", "gen_memory"]
+    finally:
+        torch.set_num_threads(threads)
