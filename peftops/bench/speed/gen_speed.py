@@ -140,10 +140,13 @@ def bare_causal_loop(
     return len(rows), time.perf_counter() - started, time.process_time() - cpu_started
 
 
-def bench_gen_throughput(ctx: Context) -> None:
+def bench_gen_throughput(
+    ctx: Context, examples: int | None = None, rounds: int | None = None, hf_loss: bool = True
+) -> None:
     """The pipeline's causal-LM training (`causal_lm_recipe` through `fit`) vs the bare loop
     (both loss variants), on the same encoded finance-assistant rows, batch 8, LoRA r=8 on
-    q/k/v/o, the pipeline's auto precision; alternating rounds, one uncounted call each."""
+    q/k/v/o, the pipeline's auto precision; alternating rounds, one uncounted call each.
+    `examples`, `rounds`, `hf_loss` (the second bare side) override the mode's choices."""
     import torch
 
     from components.generative.bundle import CausalLM
@@ -153,7 +156,7 @@ def bench_gen_throughput(ctx: Context) -> None:
     from components.selection.apply import apply_selection
     from components.training import fit, precision_name, training_dtype
 
-    n = 32 if ctx.mode == "quick" else 64
+    n = examples or (32 if ctx.mode == "quick" else 64)
     config = gen_config("lora", 192, ctx.threads, "training.precision=auto")
     _, tokenizer, _ = load_causal_lm(GEN_MODEL)
     rows = _encode(tokenizer, _assistant_conversations("train", n), config)
@@ -197,7 +200,9 @@ def bench_gen_throughput(ctx: Context) -> None:
         "bare_trained": lambda: bare(True),
         "bare_hf_loss": lambda: bare(False),
     }
-    runs = alternate(sides, 3 if ctx.mode == "quick" else 5, warmup=True)
+    if not hf_loss:
+        del sides["bare_hf_loss"]
+    runs = alternate(sides, rounds or (3 if ctx.mode == "quick" else 5), warmup=True)
     common = {
         "warmup": "one uncounted call per side",
         "precision": precision_name(training_dtype(torch.device(ctx.device), t.precision)),
@@ -217,6 +222,8 @@ def bench_gen_throughput(ctx: Context) -> None:
         "samples/s",
         **common,
     )
+    if not hf_loss:
+        return
     rate_pair(
         ctx,
         "gen_training_throughput_vs_hf_loss",
