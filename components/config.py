@@ -365,6 +365,13 @@ class TrainingConfig(_Stage):
         "GPUs that support it, with fp16 and loss scaling on older ones; CPUs with AMX), fp32 "
         "elsewhere. fp32: never autocast. bf16: always, even where bf16 is emulated (slow).",
     )
+    frozen_precision: Literal["fp32", "bf16"] = Field(
+        "fp32",
+        description="dtype of the weights training does not update (an adapter's frozen "
+        "base). bf16 halves their memory and the residual stream's; it needs bf16 autocast "
+        "(training.precision=bf16, or auto where bf16 is native), and validation during "
+        "training then runs under that autocast too. No effect where every weight trains.",
+    )
     fast_dropout: bool = Field(
         False,
         description="On CPU, draw dropout masks 16 bits per element from 64-bit random words "
@@ -428,6 +435,15 @@ class GenerationConfig(_Stage):
     )
     packing: bool = Field(
         False, description="Pack short examples together into rows of model.max_length."
+    )
+    loss_chunk_tokens: int = Field(
+        0,
+        ge=0,
+        le=1_000_000,
+        description="Compute the LM head and cross-entropy this many trained tokens at a "
+        "time, each chunk's logits recomputed in the backward pass instead of kept (0: all "
+        "at once). Less memory (the vocabulary-wide logits dominate at long lengths) for one "
+        "more LM-head pass.",
     )
     max_new_tokens: int = Field(64, ge=1, le=4096, description="Tokens generated per answer.")
     few_shot: int = Field(

@@ -415,6 +415,17 @@ def fit(
     # one process: the device as before; distributed: this rank's (cuda:<local rank>)
     device = place_for_training(model, config, accelerator.device if distributed else None)
     trainable, total = count_parameters(model)
+    frozen = (
+        hold_frozen_in_bf16(model, device, cfg.precision) if cfg.frozen_precision == "bf16" else []
+    )
+    if frozen:  # fp32 validation would meet bf16 weights: it runs under training's autocast
+        validate = recipe.validate
+
+        def validate_autocast(m: nn.Module) -> dict:
+            with autocast_for(device, cfg.precision):
+                return validate(m)
+
+        recipe = replace(recipe, validate=validate_autocast)
     steps_per_epoch = recipe.steps_per_epoch
     total_steps = steps_per_epoch * cfg.epochs
     optimizer = torch.optim.AdamW(recipe.param_groups, weight_decay=cfg.weight_decay)
@@ -515,6 +526,8 @@ def fit(
         best = max([*([start] if start else []), *history], key=recipe.best_key)
         best_dir = ckpt_root / ("start" if best["epoch"] == 0 else f"epoch-{best['epoch']}")
         model.load_state_dict(load_file(str(best_dir / "trainable.safetensors")), strict=False)
+    for p in frozen:  # callers get fp32 weights back (bf16-rounded; bundles keep trained ones)
+        p.data = p.data.float()
     model.to("cpu")
     epochs_run = len(history) - (resumed or 0)
     samples = epochs_run * recipe.train_size
@@ -541,6 +554,25 @@ def _backend() -> str | None:
     import torch.distributed as dist
 
     return str(dist.get_backend()) if dist.is_initialized() else None
+
+
+def hold_frozen_in_bf16(model: nn.Module, device: torch.device, precision: str) -> list:
+    """Cast the frozen fp32 parameters of `model` to bf16 in place (training.frozen_precision);
+    returns them. Under bf16 autocast every matmul reads bf16 weights anyway (autocast casts a
+    copy per op), so only norms, embeddings and the residual stream see the rounding; the
+    trained weights and their optimiser state stay fp32. Tied weights stay tied (the shared
+    Parameter is cast once)."""
+    if training_dtype(device, precision) != torch.bfloat16:
+        raise ValueError(
+            "training.frozen_precision=bf16 needs bf16 autocast: set training.precision=bf16 "
+            "(this machine's auto precision is "
+            f"{precision_name(training_dtype(device, precision))})"
+        )
+    # parameters() lists a tied (shared) Parameter once
+    frozen = [p for p in model.parameters() if not p.requires_grad and p.dtype == torch.float32]
+    for p in frozen:
+        p.data = p.data.to(torch.bfloat16)
+    return frozen
 
 
 def head_and_body_groups(model: nn.Module, config: PipelineConfig) -> list[dict]:

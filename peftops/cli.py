@@ -706,7 +706,8 @@ def bench_speed(
         list[str] | None,
         typer.Option(
             help="Run only these benchmarks (repeatable): throughput, padding, orchestration, "
-            "inference, memory, scaling."
+            "inference, memory, scaling; and, only when named, gen_throughput, gen_inference, "
+            "gen_memory (SmolLM2, tens of minutes)."
         ),
     ] = None,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,

@@ -235,3 +235,110 @@ def test_inference_benchmark_adds_onnx_sides_that_agree_with_the_torch_model(tmp
     texts = toy_split(16, seed=3).texts
     want = classifier.predict_proba(texts, 8)
     assert sides["onnx_fp32"](texts) == pytest.approx(want, abs=1e-5)
+
+
+def test_scaling_replicates_the_data_into_distinct_rows_that_pass_validation():
+    """Plain copies are duplicates, which the suite rightly fails (the scaling row once timed
+    that failure); the scaled frames keep rows, labels and lengths but make every text
+    distinct, so validation passes at 10x and its cost is measured on work that succeeds."""
+    import pandas as pd
+
+    from components.config import ValidationConfig
+    from components.validation import validate_splits
+    from peftops.bench.speed.scaling import scaled_frames
+
+    def split(name: str, n: int) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "text": [f"{name} message number {i} about {LABELS[i % 4]}" for i in range(n)],
+                "label": [LABELS[i % 4] for i in range(n)],
+            }
+        )
+
+    frames = {"train": split("train", 80), "validation": split("val", 24), "test": split("t", 24)}
+
+    def validate(scaled: dict) -> bool:
+        return validate_splits(
+            scaled,
+            text_column="text",
+            label_column="label",
+            labels=LABELS,
+            config=ValidationConfig(),
+            suite_name="scaling-test",
+        ).success
+
+    assert validate(frames)
+    assert not validate({s: pd.concat([f] * 10, ignore_index=True) for s, f in frames.items()})
+    scaled = scaled_frames(frames, 10, "text")
+    for name, frame in frames.items():
+        assert len(scaled[name]) == 10 * len(frame)
+        assert scaled[name]["text"].is_unique
+        assert (scaled[name]["label"].to_numpy() == list(frame["label"]) * 10).all()
+    assert (scaled["train"]["text"][:80] == frames["train"]["text"]).all()  # copy 0 unchanged
+    assert validate(scaled)
+
+
+def test_bare_causal_lm_loop_trains_with_either_loss(tiny_causal_lm):
+    from transformers import AutoTokenizer
+
+    from peftops.bench.speed.gen_speed import bare_causal_loop
+    from peftops.bench.speed.generative import synthetic_rows
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_causal_lm)
+    rows = [(r.input_ids, r.labels) for r in synthetic_rows(6, 24, seed=0, vocab=len(tokenizer))]
+    rows[0] = (rows[0][0][:16], rows[0][1][:16])  # one shorter row: padding is exercised
+    for trained_only in (True, False):
+        samples, wall, cpu = bare_causal_loop(
+            str(tiny_causal_lm),
+            ["q_proj", "v_proj"],
+            rows,
+            pad_id=tokenizer.pad_token_id,
+            batch_size=4,
+            seed=0,
+            lr=1e-3,
+            weight_decay=0.01,
+            warmup_ratio=0.1,
+            r=4,
+            alpha=8,
+            dropout=0.0,
+            trained_only=trained_only,
+        )
+        assert samples == 6 and wall > 0 and cpu > 0
+
+
+def test_generative_memory_child_measures_the_training_phase(tiny_causal_lm):
+    """One side of `gen_memory` in this process on a tiny causal LM: the peak is read after
+    the high-water mark was reset past the load, and the two methods train what they say."""
+    from peftops.bench.speed.generative import TRAINED_SHARE, gen_memory_child, synthetic_rows
+
+    rows = synthetic_rows(3, 40, seed=0)
+    assert {len(r.input_ids) for r in rows} == {40}
+    assert all(r.trainable == int(40 * TRAINED_SHARE) for r in rows)
+    lora = gen_memory_child("lora", 40, "best", 1, model=str(tiny_causal_lm))
+    full = gen_memory_child("full", 40, "chunked", 1, model=str(tiny_causal_lm))
+    for side in (lora, full):
+        assert side["peak_reset_after_load"] is True
+        assert side["peak_rss_mb"] >= side["rss_after_load_mb"] > 0
+        assert side["precision"] == "bf16"
+    assert 0 < lora["trainable_params"] < full["trainable_params"] == full["total_params"]
+
+
+def test_generative_and_distributed_benchmarks_run_only_when_named(monkeypatch):
+    """SmolLM2 on CPU takes tens of minutes, process start-ups minutes: `bench speed --quick`
+    keeps its budget by leaving gen_* and distributed out unless `--only` names them."""
+    import torch
+
+    threads = torch.get_num_threads()
+    calls: list[str] = []
+    for name in speed.BENCHMARKS:
+        monkeypatch.setitem(speed.RUNNERS, name, lambda ctx, name=name: calls.append(name))
+    try:
+        speed.run_speed_benchmark(quick=True, threads=1)
+        on_request = [n for n in speed.BENCHMARKS if n.startswith("gen_") or n == "distributed"]
+        assert calls and calls == [n for n in speed.BENCHMARKS if n not in on_request]
+        calls.clear()
+        only = ["gen_memory", "scaling", "distributed"]
+        speed.run_speed_benchmark(quick=True, only=only, threads=1)
+        assert calls == ["scaling", "distributed", "gen_memory"]
+    finally:
+        torch.set_num_threads(threads)

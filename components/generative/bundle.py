@@ -43,9 +43,13 @@ class CausalLM(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         labels: torch.Tensor | None = None,
+        loss_chunk_tokens: int | None = None,
     ) -> torch.Tensor:
-        """All positions' logits; with `labels`, `trained_logits` (training calls it so, as
-        a DDP wrapper only syncs what goes through the module call)."""
+        """All positions' logits; with `labels`, `trained_logits`, or with a chunk size too
+        `trained_loss` (training calls them so, as a DDP wrapper only syncs what goes through
+        the module call)."""
+        if labels is not None and loss_chunk_tokens:
+            return self.trained_loss(input_ids, attention_mask, labels, loss_chunk_tokens)
         if labels is not None:
             return self.trained_logits(input_ids, attention_mask, labels)
         logits = self.backbone(input_ids=input_ids, attention_mask=attention_mask).logits
@@ -58,18 +62,79 @@ class CausalLM(nn.Module):
         """Next-token logits at the positions whose next token is trained only (rows in the
         order of `trained_targets`). The LM head over a 49k vocabulary is ~20 % of a small
         model's compute and most of its activation memory, and only the answer's ~25 % of
-        positions need it (TRL and torchtune do the same)."""
+        positions need it (TRL and torchtune do the same): transformers' `logits_to_keep`
+        with a boolean (batch, length) mask runs the head on those positions alone."""
+        if self._decoding_model() is None:  # prompt learning: virtual tokens, peft's forward
+            logits = self(input_ids, attention_mask)
+            return logits[:, :-1][labels[:, 1:] != IGNORE_INDEX]
+        keep = torch.zeros_like(labels, dtype=torch.bool)
+        keep[:, :-1] = labels[:, 1:] != IGNORE_INDEX
+        out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=keep)
+        return out.logits
+
+    def trained_loss(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor,
+        chunk_tokens: int,
+    ) -> torch.Tensor:
+        """Mean next-token cross-entropy over the trained positions, the LM head and the
+        loss taken `chunk_tokens` positions at a time (`generation.loss_chunk_tokens`).
+
+        Each chunk runs under a non-reentrant `torch.utils.checkpoint`, so its logits (and
+        their fp32 copy and log-softmax) are freed after the chunk and recomputed in the
+        backward pass: at most one chunk's vocabulary-wide logits are alive, instead of every
+        trained position's. Written here because transformers' `logits_to_keep` selects the
+        positions but keeps all their logits at once, and the fused chunked losses (Liger's)
+        are GPU kernels."""
+        from torch.utils.checkpoint import checkpoint
+
+        targets = trained_targets(labels)
+        backbone = self._decoding_model()
+        if backbone is None:
+            logits = self.trained_logits(input_ids, attention_mask, labels)
+            return nn.functional.cross_entropy(logits.float(), targets)
+        hidden = self._trained_hidden(backbone, input_ids, attention_mask, labels)
+        head = backbone.get_output_embeddings()
+
+        def summed(h: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return nn.functional.cross_entropy(head(h).float(), t, reduction="sum")
+
+        chunks = [
+            checkpoint(
+                summed,
+                hidden[i : i + chunk_tokens],
+                targets[i : i + chunk_tokens],
+                use_reentrant=False,
+            )
+            for i in range(0, len(targets), chunk_tokens)
+        ]
+        return torch.stack(chunks).sum() / len(targets)
+
+    def _decoding_model(self) -> nn.Module | None:
+        """The transformers model whose decoder and LM head the trained positions go through
+        (adapters are injected into its layers); None for prompt learning (virtual tokens)."""
         from peft import PeftModel
 
         backbone = self.backbone
         if isinstance(backbone, PeftModel):
-            if backbone.active_peft_config.is_prompt_learning:  # virtual tokens: peft's path
-                logits = self(input_ids, attention_mask)
-                return logits[:, :-1][labels[:, 1:] != IGNORE_INDEX]
-            backbone = backbone.get_base_model()  # adapters are injected into its layers
+            if backbone.active_peft_config.is_prompt_learning:
+                return None
+            backbone = backbone.get_base_model()
+        return backbone
+
+    @staticmethod
+    def _trained_hidden(
+        backbone: nn.Module,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor,
+    ) -> torch.Tensor:
+        """The decoder's last hidden state at the positions whose next token is trained."""
         hidden = backbone.get_decoder()(input_ids=input_ids, attention_mask=attention_mask)
         keep = labels[:, 1:] != IGNORE_INDEX
-        return backbone.get_output_embeddings()(hidden.last_hidden_state[:, :-1][keep])
+        return hidden.last_hidden_state[:, :-1][keep]
 
 
 def trained_targets(labels: torch.Tensor) -> torch.Tensor:

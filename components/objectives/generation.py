@@ -120,6 +120,62 @@ def _nll(model: nn.Module, rows: list[EncodedChat], pad_id: int, size: int) -> t
     return sequence_nll(model.backbone if isinstance(model, CausalLM) else model, batches)
 
 
+def causal_lm_recipe(
+    model: nn.Module,
+    train_rows: list[EncodedChat],
+    val_rows: list[EncodedChat],
+    pad_id: int,
+    config: PipelineConfig,
+) -> Recipe:
+    """What `fit` needs to train a causal LM (`CausalLM` with its selection applied): the
+    batches, the loss on the trained tokens (chunked with `generation.loss_chunk_tokens`),
+    validation loss and perplexity. `train` uses it; so does `bench speed`."""
+    cfg = config.training
+    chunk = config.generation.loss_chunk_tokens
+
+    def batches(epoch: int) -> Iterable[dict]:
+        return _batches(
+            train_rows,
+            cfg.batch_size,
+            pad_id,
+            shuffle=True,
+            seed=cfg.seed + epoch,
+            group_by_length=cfg.group_by_length,
+        )
+
+    def validate(model: nn.Module) -> dict:
+        nll, count = _nll(model, val_rows, pad_id, config.evaluation.batch_size)
+        return {"val_loss": nll / max(count, 1), "val_perplexity": perplexity(nll, count)}
+
+    def inputs(b: dict, d: torch.device) -> tuple[torch.Tensor, ...]:
+        return b["input_ids"].to(d), b["attention_mask"].to(d), b["labels"].to(d)
+
+    def forward(m: nn.Module, b: dict, d: torch.device) -> torch.Tensor:
+        # through the module call (`CausalLM.forward` with labels), so a DDP wrapper syncs
+        # it; with a chunk size the loss itself comes out of it (autocast, chunk by chunk)
+        return m(*inputs(b, d), chunk) if chunk else m(*inputs(b, d))
+
+    def loss(out: torch.Tensor, b: dict, d: torch.device) -> torch.Tensor:
+        if chunk:
+            return out
+        return nn.functional.cross_entropy(out.float(), trained_targets(b["labels"]).to(d))
+
+    return Recipe(
+        model=model,
+        param_groups=head_and_body_groups(model, config),
+        train_size=len(train_rows),
+        steps_per_epoch=math.ceil(len(train_rows) / cfg.batch_size),
+        batches=batches,
+        forward=forward,
+        loss=loss,
+        # a distributed step weighs each process's part by its trained tokens
+        units=lambda b: trained_targets(b["labels"]).numel(),
+        validate=validate,
+        best_key=lambda h: (-h["val_loss"],),
+        desc=f"train {config.domain} (generation)",
+    )
+
+
 class Generation:
     name: ClassVar[str] = "generation"
     metrics: ClassVar[tuple[str, ...]] = GENERATION_METRICS
@@ -283,38 +339,7 @@ class Generation:
             CausalLM(backbone), selection, config.method, steps_per_epoch * cfg.epochs
         )
 
-        def batches(epoch: int) -> Iterable[dict]:
-            return _batches(
-                train_rows,
-                cfg.batch_size,
-                pad_id,
-                shuffle=True,
-                seed=cfg.seed + epoch,
-                group_by_length=cfg.group_by_length,
-            )
-
-        def validate(model: nn.Module) -> dict:
-            nll, count = _nll(model, val_rows, pad_id, config.evaluation.batch_size)
-            return {"val_loss": nll / max(count, 1), "val_perplexity": perplexity(nll, count)}
-
-        recipe = Recipe(
-            model=model,
-            param_groups=head_and_body_groups(model, config),
-            train_size=len(train_rows),
-            steps_per_epoch=steps_per_epoch,
-            batches=batches,
-            # through the module call (`forward` with labels), so a DDP wrapper syncs it
-            forward=lambda m, b, d: m(
-                b["input_ids"].to(d), b["attention_mask"].to(d), b["labels"].to(d)
-            ),
-            loss=lambda logits, b, d: nn.functional.cross_entropy(
-                logits.float(), trained_targets(b["labels"]).to(d)
-            ),
-            units=lambda b: trained_targets(b["labels"]).numel(),
-            validate=validate,
-            best_key=lambda h: (-h["val_loss"],),
-            desc=f"train {config.domain} (generation)",
-        )
+        recipe = causal_lm_recipe(model, train_rows, val_rows, pad_id, config)
         model, result = fit(config, recipe, workdir, on_epoch_end)
         if not is_main_process():
             return result  # rank 0 saves the bundle

@@ -90,6 +90,18 @@ def peak_rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def reset_peak_rss() -> bool:
+    """Reset this process's peak resident set (VmHWM) to its current RSS, so that a later
+    `peak_rss_mb()` is the peak of what ran since (Linux >= 4.0: `5` into
+    /proc/self/clear_refs). False where that is not possible: the peak then covers the
+    whole process."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
 def memory_breakdown(
     method: str,
     model_ref: str,

@@ -20,13 +20,25 @@ Benchmarks (``--only`` names):
   own process; with the pipeline's defaults, with gradient checkpointing, and with jemalloc
   preloaded instead of glibc's malloc (where installed).
 - ``scaling``: validation time and training samples/s at 1x, 10x, 100x the demo data
-  (replicated), with growth ratios.
+  (replicated, each copy's texts made distinct), with growth ratios.
+- ``gen_memory``: peak RSS of LoRA vs full fine-tuning of SmolLM2-135M (the generation
+  task's training, each side in its own process, training phase only) at 128 tokens per
+  row (quick) or 128, 512 and 1024 (full), per memory setting.
+- ``gen_throughput``: the pipeline's causal-LM training (its recipe through `fit`) vs a bare
+  torch + peft loop on the finance-assistant data, SmolLM2-135M; the bare loop's loss on the
+  trained positions only (like for like) and as `model(labels=...)` computes it.
+- ``gen_inference``: generation tokens/s of the generative pyfunc vs raw `model.generate`,
+  batched and one prompt at a time; the LoRA merged into the base vs unmerged.
 - ``distributed``: training samples/s in 1 process and in 2 (DDP, the local launcher) on the
-  same machine and threads, end to end and in the training loop, with scaling efficiency.
+  same machine and threads (or 1 GPU against 2, 4, ... all), end to end and in the training
+  loop, with scaling efficiency.
 
-One module per benchmark; `harness` holds what they share (settings, targets, rows, rounds,
-child processes) and `steps` the pipeline's training step. Run `python -m
-peftops.bench.speed plain|memory ...` only through the benchmark (its children).
+The ``gen_*`` benchmarks (SmolLM2-135M, tens of minutes on 2 CPU cores) and ``distributed``
+(process start-ups) run only when named with ``--only``. One module per benchmark;
+`harness` holds what they share (settings, targets, rows, rounds, child processes) and
+`steps` the pipeline's training step. Run
+`python -m peftops.bench.speed plain|memory|genmemory ...` only through the benchmark (its
+children).
 """
 
 from __future__ import annotations
@@ -40,6 +52,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from peftops.bench.speed.distributed import bench_distributed
+from peftops.bench.speed.gen_speed import bench_gen_inference, bench_gen_throughput
+from peftops.bench.speed.generative import bench_gen_memory
 from peftops.bench.speed.harness import DEMO, FULL, QUICK, Context, log, print_table
 from peftops.bench.speed.inference import bench_inference
 from peftops.bench.speed.memory import bench_memory
@@ -58,8 +72,14 @@ RUNNERS: dict[str, Callable[[Context], None]] = {
     "memory": bench_memory,
     "scaling": bench_scaling,
     "distributed": bench_distributed,
+    "gen_throughput": bench_gen_throughput,
+    "gen_inference": bench_gen_inference,
+    "gen_memory": bench_gen_memory,
 }
 BENCHMARKS = tuple(RUNNERS)  # `--only` names, in the order they run
+# SmolLM2 on CPU takes tens of minutes, and `distributed` minutes of process start-ups: they
+# run when named (`--only`)
+ON_REQUEST = (*(name for name in BENCHMARKS if name.startswith("gen_")), "distributed")
 
 
 def run_speed_benchmark(
@@ -98,7 +118,7 @@ def run_speed_benchmark(
             f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}"
         )
         for name in BENCHMARKS:
-            if only and name not in only:
+            if (only and name not in only) or (not only and name in ON_REQUEST):
                 continue
             log(f"{name} ...")
             began = time.perf_counter()

@@ -1,5 +1,5 @@
 """Scaling: validation time and training samples/s at 1x, 10x and 100x the demo data
-(replicated), with growth ratios."""
+(replicated, each copy's texts made distinct), with growth ratios."""
 
 from __future__ import annotations
 
@@ -8,6 +8,25 @@ import time
 
 from peftops.bench.speed.harness import DEMO, Context, alternate, comparison, log, rate_pair, timed
 from peftops.bench.speed.steps import bench_config, train_steps, training_model
+
+
+def scaled_frames(frames: dict, k: int, text_column: str) -> dict:
+    """`frames` replicated `k` times, copy i > 0 with " (copy i)" appended to its texts: plain
+    copies would be duplicates, which validation rightly fails (the duplicate-share check),
+    so the scaling would time a failing suite. Distinct texts keep every check's work real
+    while the rows' lengths, labels and columns stay those of the demo data."""
+    import pandas as pd
+
+    out = {}
+    for split, frame in frames.items():
+        copies = []
+        for i in range(k):
+            copy = frame.copy()
+            if i:
+                copy[text_column] = copy[text_column].astype(str) + f" (copy {i})"
+            copies.append(copy)
+        out[split] = pd.concat(copies, ignore_index=True)
+    return out
 
 
 def bench_scaling(ctx: Context) -> None:
@@ -22,7 +41,7 @@ def bench_scaling(ctx: Context) -> None:
     d = config.data
 
     def validate(k: int) -> tuple[float, float]:
-        scaled = {s: pd.concat([f] * k, ignore_index=True) for s, f in frames.items()}
+        scaled = scaled_frames(frames, k, d.text_column)
         with timed() as took:
             report = validate_splits(
                 scaled,
