@@ -698,6 +698,10 @@ def bench_quality(
         bool,
         typer.Option(help="Generation on pubmedqa: the long answer (ROUGE-L), not yes/no/maybe."),
     ] = False,
+    base_model: Annotated[
+        str | None,
+        typer.Option(help="Generation: a local causal LM folder instead of SmolLM2-135M-Instruct."),
+    ] = None,
 ) -> None:
     """PEFT configurations side by side: one JSON line per configuration on stdout."""
     _quiet_environment()
@@ -709,7 +713,12 @@ def bench_quality(
                 f"unknown generation dataset {dataset!r}; use pubmedqa or banking77", EXIT_CONFIG
             )
         run_generation_quality(
-            dataset, quick=quick, only=list(only or []), threads=threads, long_answer=long_answer
+            dataset,
+            quick=quick,
+            only=list(only or []),
+            threads=threads,
+            long_answer=long_answer,
+            base_model=base_model,
         )
         return
     if task != "classification":

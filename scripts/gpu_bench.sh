@@ -6,6 +6,7 @@
 #
 #   scripts/gpu_bench.sh            # quick sizes
 #   scripts/gpu_bench.sh --full     # full sizes
+#   scripts/gpu_bench.sh --generation   # generative quality rows, full PubMedQA (see below)
 #
 # JSON lines on stdout (one per comparison), the ratio table on stderr. Exits non-zero, before
 # measuring anything, where torch has no CUDA or sees no GPU.
@@ -14,6 +15,12 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 mode=--quick
 [[ "${1:-}" == "--full" ]] && mode=--no-quick
+# Generative quality on a GPU (issue 20): every PubMedQA decision row in full mode (all 500
+# test questions, 384 tokens) with a larger local causal LM than the CPU default, e.g.
+#   GEN_BASE_MODEL=/models/SmolLM2-1.7B-Instruct scripts/gpu_bench.sh --generation
+# (a folder on the machine: nothing is downloaded). Without GEN_BASE_MODEL: SmolLM2-135M.
+generation=0
+[[ "${1:-}" == "--generation" ]] && generation=1
 
 export HF_HUB_OFFLINE=1 DO_NOT_TRACK=1 TOKENIZERS_PARALLELISM=false
 # refuse to run on the CPU: that is `peftops bench speed`, not a GPU measurement
@@ -40,4 +47,8 @@ with autocast_for(device):
 print(f"  autocast dtype inside training: {y.dtype}")
 PY
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+if [[ $generation == 1 ]]; then
+  exec "$PY" -m peftops.cli bench quality --task generation --dataset pubmedqa --no-quick \
+    ${GEN_BASE_MODEL:+--base-model "$GEN_BASE_MODEL"}
+fi
 exec "$PY" -m peftops.cli bench speed "$mode" --only throughput --only padding

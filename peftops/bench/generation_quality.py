@@ -269,7 +269,6 @@ def run_generation_quality(
             "epochs": mode.epochs,
             "batch_size": mode.batch_size,
             "num_threads": threads,
-            "precision": "fp32",
         },
         "generation": {
             "max_new_tokens": mode.max_new_tokens,
