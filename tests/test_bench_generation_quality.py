@@ -87,3 +87,15 @@ def test_generation_rows_run_through_the_objective(tmp_path, monkeypatch, tiny_c
 def test_unknown_generation_dataset_is_refused(dataset):
     with pytest.raises(ValueError, match="unknown generation benchmark dataset"):
         run_generation_quality(dataset, modes={dataset: GenMode(1, 1, 1, 1, 8, None, 1, 0)})
+
+
+def test_cli_refuses_a_dataset_the_generation_bench_does_not_have():
+    from typer.testing import CliRunner
+
+    from peftops.cli import app
+
+    result = CliRunner().invoke(
+        app, ["bench", "quality", "--task", "generation", "--dataset", "medical_abstracts"]
+    )
+    assert result.exit_code == 2
+    assert "use pubmedqa or banking77" in result.output
