@@ -683,15 +683,46 @@ app.add_typer(bench, name="bench")
 
 @bench.command("quality")
 def bench_quality(
-    dataset: Annotated[str, typer.Option(help="banking77 or medical_abstracts")] = "banking77",
+    dataset: Annotated[
+        str, typer.Option(help="banking77 or medical_abstracts; generation: pubmedqa or banking77")
+    ] = "banking77",
     quick: Annotated[bool, typer.Option(help="Subsampled, fewer epochs (< 15 min).")] = False,
     only: Annotated[
         list[str] | None, typer.Option(help="Run only these configurations (repeatable).")
     ] = None,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
+    task: Annotated[
+        str, typer.Option(help="classification, or generation (a causal LM's rows)")
+    ] = "classification",
+    long_answer: Annotated[
+        bool,
+        typer.Option(help="Generation on pubmedqa: the long answer (ROUGE-L), not yes/no/maybe."),
+    ] = False,
+    base_model: Annotated[
+        str | None,
+        typer.Option(help="Generation: a local causal LM folder instead of SmolLM2-135M-Instruct."),
+    ] = None,
 ) -> None:
     """PEFT configurations side by side: one JSON line per configuration on stdout."""
     _quiet_environment()
+    if task == "generation":
+        from peftops.bench.generation_quality import run_generation_quality
+
+        if dataset not in ("pubmedqa", "banking77"):
+            raise _fail(
+                f"unknown generation dataset {dataset!r}; use pubmedqa or banking77", EXIT_CONFIG
+            )
+        run_generation_quality(
+            dataset,
+            quick=quick,
+            only=list(only or []),
+            threads=threads,
+            long_answer=long_answer,
+            base_model=base_model,
+        )
+        return
+    if task != "classification":
+        raise _fail(f"unknown task {task!r}; use classification or generation", EXIT_CONFIG)
     from peftops.bench.quality import run_quality_benchmark
 
     if dataset not in ("banking77", "medical_abstracts"):

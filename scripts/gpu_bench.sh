@@ -9,6 +9,7 @@
 #   scripts/gpu_bench.sh --distributed   # DDP scaling: 1 GPU against 2, 4, ... all visible
 #                                        # GPUs (one process each, NCCL, the same batch per
 #                                        # GPU), samples/s and scaling efficiency
+#   scripts/gpu_bench.sh --generation    # generative quality rows, full PubMedQA (see below)
 #
 # JSON lines on stdout (one per comparison), the ratio table on stderr. Exits non-zero, before
 # measuring anything, where torch has no CUDA or sees no GPU.
@@ -17,10 +18,16 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 mode=--quick
 only=(--only throughput --only padding)
+generation=0
 case "${1:-}" in
   --full) mode=--no-quick ;;
   --distributed) only=(--only distributed) ;;
+  --generation) generation=1 ;;
 esac
+# Generative quality on a GPU (issue 20): every PubMedQA decision row in full mode (all 500
+# test questions, 384 tokens) with a larger local causal LM than the CPU default, e.g.
+#   GEN_BASE_MODEL=/models/SmolLM2-1.7B-Instruct scripts/gpu_bench.sh --generation
+# (a folder on the machine: nothing is downloaded). Without GEN_BASE_MODEL: SmolLM2-135M.
 
 export HF_HUB_OFFLINE=1 DO_NOT_TRACK=1 TOKENIZERS_PARALLELISM=false
 # refuse to run on the CPU: that is `peftops bench speed`, not a GPU measurement
@@ -47,6 +54,10 @@ with autocast_for(device):
 print(f"  autocast dtype inside training: {y.dtype}")
 PY
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+if [[ $generation == 1 ]]; then
+  exec "$PY" -m peftops.cli bench quality --task generation --dataset pubmedqa --no-quick \
+    ${GEN_BASE_MODEL:+--base-model "$GEN_BASE_MODEL"}
+fi
 if [[ "${only[*]}" == "--only distributed" ]]; then
   gpus=$("$PY" -c "import torch; print(torch.cuda.device_count())")
   (( gpus >= 2 )) || { echo "--distributed needs 2 or more GPUs; $gpus visible" >&2; exit 1; }
