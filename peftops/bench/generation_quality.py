@@ -210,7 +210,7 @@ def _train_child(config_data: dict, frames: dict, queue: mp.Queue) -> None:
                 **_metric_row(scored.metrics),
                 "trainable_params": result.trainable_params,
                 "trainable_fraction": round(result.trainable_fraction, 6),
-                "train_seconds": round(result.train_seconds, 1),
+                "train_seconds": round(result.train_seconds, 3),
                 "train_samples_per_second": round(result.samples_per_second, 2),
                 "peak_rss_mb": round(peak_rss_mb(), 1),
                 "adapter_bytes": adapter_bytes,
