@@ -266,12 +266,18 @@ def train_in_processes(
         objective, examples, selection, baselines, config, workdir, manifest, mlflow_run_id
     )
     reports = launch(job, config.training.num_processes)
-    digests = {r["rank"]: r["trained_digest"] for r in reports}
-    if len(set(digests.values())) != 1:
+    return agreed_result([r["trained_digest"] for r in reports], reports[0]["result"])
+
+
+def agreed_result(digests: list, result: dict) -> TrainResult:
+    """Rank 0's `TrainResult` (as `train_worker` reported it), once every rank's weight
+    digest (in rank order) is the same; any launcher's processes must agree."""
+    if len(set(digests)) != 1:
+        per_rank = dict(enumerate(digests))
         raise DistributedTrainingError(
-            f"the ranks ended with different weights (digest per rank: {digests}): "
+            f"the ranks ended with different weights (digest per rank: {per_rank}): "
             "gradients were not synchronised"
         )
-    data = dict(reports[0]["result"])
-    data.pop("trainable_fraction", None)
+    data = dict(result)
+    data.pop("trainable_fraction", None)  # a property of TrainResult, not a field
     return TrainResult(**data)

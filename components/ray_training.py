@@ -29,6 +29,7 @@ from components.config import PipelineConfig
 from components.distributed import (
     DistributedTrainingError,
     TrainJob,
+    agreed_result,
     check_distributed,
     train_worker,
     write_job,
@@ -140,17 +141,10 @@ def train_on_ray(
     finally:
         ray.shutdown()
     report = json.loads(result.metrics["report"])
-    digests = report["digests"]
-    if len(set(digests)) != 1:
-        raise DistributedTrainingError(
-            f"the Ray workers ended with different weights (digest per rank: {digests}): "
-            "gradients were not synchronised"
-        )
-    data = dict(report["result"])
-    data.pop("trainable_fraction", None)
-    bundle = Path(data["bundle_dir"])
+    trained = agreed_result(report["digests"], report["result"])
+    bundle = Path(trained.bundle_dir)
     if not bundle.is_dir():  # rank 0 ran on another node: take the bundle from Ray's storage
         checkpoint: Checkpoint = result.checkpoint
         shutil.rmtree(bundle, ignore_errors=True)
         checkpoint.to_directory(str(bundle))
-    return TrainResult(**data)
+    return trained
