@@ -742,6 +742,14 @@ def bench_speed(
         ),
     ] = None,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
+    base_model: Annotated[
+        str | None,
+        typer.Option(help="Encoder id or local folder for the classifier rows (default MiniLM)."),
+    ] = None,
+    gen_model: Annotated[
+        str | None,
+        typer.Option(help="Causal LM id or local folder for the gen_* rows (default SmolLM2)."),
+    ] = None,
 ) -> None:
     """The pipeline vs hand-written baselines: one JSON line per comparison, ratios on stderr."""
     _quiet_environment()
@@ -751,7 +759,13 @@ def bench_speed(
     if unknown:
         raise _fail(f"unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}", EXIT_CONFIG)
     try:
-        run_speed_benchmark(quick=quick, only=list(only or []), threads=threads)
+        run_speed_benchmark(
+            quick=quick,
+            only=list(only or []),
+            threads=threads,
+            base_model=base_model,
+            gen_model=gen_model,
+        )
     except FileNotFoundError as err:
         raise _fail(str(err), EXIT_DATA) from None
 

@@ -10,6 +10,10 @@
 #                                        # GPUs (one process each, NCCL, the same batch per
 #                                        # GPU), samples/s and scaling efficiency
 #   scripts/gpu_bench.sh --generation    # generative quality rows, full PubMedQA (see below)
+#   scripts/gpu_bench.sh --gen-speed     # the causal-LM training step (bf16) vs a bare loop
+#
+# Arguments after the mode go to `peftops bench speed`, e.g. another base model (an id, or a
+# folder on the machine):  scripts/gpu_bench.sh --gen-speed --gen-model /models/SmolLM2-1.7B
 #
 # JSON lines on stdout (one per comparison), the ratio table on stderr. Exits non-zero, before
 # measuring anything, where torch has no CUDA or sees no GPU.
@@ -20,10 +24,12 @@ mode=--quick
 only=(--only throughput --only padding)
 generation=0
 case "${1:-}" in
-  --full) mode=--no-quick ;;
-  --distributed) only=(--only distributed) ;;
-  --generation) generation=1 ;;
+  --full) mode=--no-quick; shift ;;
+  --distributed) only=(--only distributed); shift ;;
+  --generation) generation=1; shift ;;
+  --gen-speed) only=(--only gen_throughput); shift ;;
 esac
+extra=("$@")
 # Generative quality on a GPU (issue 20): every PubMedQA decision row in full mode (all 500
 # test questions, 384 tokens) with a larger local causal LM than the CPU default, e.g.
 #   GEN_BASE_MODEL=/models/SmolLM2-1.7B-Instruct scripts/gpu_bench.sh --generation
@@ -62,4 +68,4 @@ if [[ "${only[*]}" == "--only distributed" ]]; then
   gpus=$("$PY" -c "import torch; print(torch.cuda.device_count())")
   (( gpus >= 2 )) || { echo "--distributed needs 2 or more GPUs; $gpus visible" >&2; exit 1; }
 fi
-exec "$PY" -m peftops.cli bench speed "$mode" "${only[@]}"
+exec "$PY" -m peftops.cli bench speed "$mode" "${only[@]}" "${extra[@]}"

@@ -342,3 +342,36 @@ def test_generative_and_distributed_benchmarks_run_only_when_named(monkeypatch):
         assert calls == ["scaling", "distributed", "gen_memory"]
     finally:
         torch.set_num_threads(threads)
+
+
+def test_gen_throughput_runs_on_the_model_named_on_the_command_line(tiny_causal_lm, capsys):
+    """`bench speed --gen-model FOLDER` (how scripts/gpu_bench.sh measures another base): the
+    pipeline's causal-LM step and the bare loop both train that model, and the rows say so."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from peftops.cli import app
+
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "speed",
+            "--quick",
+            "--only",
+            "gen_throughput",
+            "--threads",
+            "1",
+            "--gen-model",
+            str(tiny_causal_lm),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    names = {row["benchmark"] for row in rows}
+    assert {"gen_training_throughput", "gen_training_throughput_vs_hf_loss"} <= names, rows
+    for row in rows:
+        assert "error" not in row, row
+        assert row["model"] == str(tiny_causal_lm)
+        assert row["value"] > 0 and row["baseline_value"] > 0

@@ -83,9 +83,15 @@ ON_REQUEST = (*(name for name in BENCHMARKS if name.startswith("gen_")), "distri
 
 
 def run_speed_benchmark(
-    quick: bool = True, only: list[str] | None = None, threads: int | None = None
+    quick: bool = True,
+    only: list[str] | None = None,
+    threads: int | None = None,
+    base_model: str | None = None,
+    gen_model: str | None = None,
 ) -> list[dict]:
-    """Run the chosen benchmarks in order; one JSON line per comparison; a table on stderr."""
+    """Run the chosen benchmarks in order; one JSON line per comparison; a table on stderr.
+    `base_model` / `gen_model`: a model id or local folder in place of the default encoder
+    (MiniLM) / causal LM (SmolLM2-135M), e.g. a larger base on a GPU."""
     import torch
 
     unknown = sorted(set(only or []) - set(BENCHMARKS))
@@ -113,9 +119,14 @@ def run_speed_benchmark(
             Path(tmp),
             device_name=device_name,
         )
+        if base_model:
+            ctx.base_model = base_model
+        if gen_model:
+            ctx.gen_model = gen_model
         log(
             f"{ctx.mode} mode, {threads} torch threads, device {device} {device_name}, "
-            f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}"
+            f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}; "
+            f"models {ctx.base_model}, {ctx.gen_model}"
         )
         for name in BENCHMARKS:
             if (only and name not in only) or (not only and name in ON_REQUEST):

@@ -1,6 +1,6 @@
 """The benchmark's child processes: `plain CONFIG_JSON HOME` (the pipeline without Prefect or
 MLflow), `memory KIND EXAMPLES THREADS MODEL` (one peak-RSS side) and `genmemory METHOD
-TOKENS SETTING THREADS` (one causal-LM peak-RSS side)."""
+TOKENS SETTING THREADS MODEL` (one causal-LM peak-RSS side)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def _main(argv: list[str]) -> None:
     elif argv[0] == "genmemory":
         from peftops.bench.speed.generative import gen_memory_child
 
-        print(json.dumps(gen_memory_child(argv[1], int(argv[2]), argv[3], int(argv[4]))))
+        print(json.dumps(gen_memory_child(argv[1], int(argv[2]), argv[3], int(argv[4]), argv[5])))
     elif argv[0] == "memory":
         print(json.dumps(memory_child(argv[1], int(argv[2]), int(argv[3]), argv[4])))
     else:

@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from peftops.bench.speed.generative import GEN_MODEL, gen_config
+from peftops.bench.speed.generative import gen_config
 from peftops.bench.speed.harness import (
     REPO,
     Context,
@@ -158,15 +158,15 @@ def bench_gen_throughput(
 
     n = examples or (32 if ctx.mode == "quick" else 64)
     config = gen_config("lora", 192, ctx.threads, "training.precision=auto")
-    _, tokenizer, _ = load_causal_lm(GEN_MODEL)
+    _, tokenizer, _ = load_causal_lm(ctx.gen_model)
     rows = _encode(tokenizer, _assistant_conversations("train", n), config)
     pad_id = tokenizer.pad_token_id
-    location = resolve_causal_lm(GEN_MODEL).location
+    location = resolve_causal_lm(ctx.gen_model).location
     t, m = config.training, config.method
     modules: list[str] = []
 
     def pipeline() -> Measure:
-        backbone, _, _ = load_causal_lm(GEN_MODEL)
+        backbone, _, _ = load_causal_lm(ctx.gen_model)
         selection = select_parameters(
             backbone, config.selection, config.method, None, max_length=192, proxy=None
         )
@@ -210,7 +210,7 @@ def bench_gen_throughput(
         "examples": len(rows),
         "batch_size": t.batch_size,
         "max_length": 192,
-        "model": GEN_MODEL,
+        "model": ctx.gen_model,
         "target_modules": modules,
     }
     rate_pair(
@@ -275,7 +275,7 @@ def _saved_bundle(ctx: Context, max_new_tokens: int, batch: int) -> tuple[Path, 
     from components.selection.apply import apply_selection
 
     config = gen_config("lora", 192, ctx.threads)
-    backbone, tokenizer, resolved = load_causal_lm(GEN_MODEL)
+    backbone, tokenizer, resolved = load_causal_lm(ctx.gen_model)
     selection = select_parameters(
         backbone, config.selection, config.method, None, max_length=192, proxy=None
     )
@@ -373,7 +373,7 @@ def bench_gen_inference(ctx: Context) -> None:
     }
     runs = alternate(sides, 2 if quick else 4, warmup=True)
     common = {
-        "model": GEN_MODEL,
+        "model": ctx.gen_model,
         "max_new_tokens": max_new,
         "greedy": True,
         "data": "finance-assistant demo (test prompts)",

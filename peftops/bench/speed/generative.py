@@ -213,7 +213,7 @@ def bench_gen_memory(ctx: Context, lengths: tuple[int, ...] | None = None) -> No
 
         def child(method: str, setting: str, tokens: int = tokens) -> dict:
             args = [sys.executable, "-m", "peftops.bench.speed", "genmemory", method]
-            args += [str(tokens), setting, str(ctx.threads)]
+            args += [str(tokens), setting, str(ctx.threads), ctx.gen_model]
             env = child_env(PEFTOPS_TOKEN_CACHE="off")
             got = run_child(args, env, logs / f"genmem-{method}-{setting}-{tokens}.log")
             log(f"gen_memory {method} {setting} {tokens} tokens: {got}")
@@ -250,5 +250,5 @@ def bench_gen_memory(ctx: Context, lengths: tuple[int, ...] | None = None) -> No
                 peak_reset_after_load=[a["peak_reset_after_load"], b["peak_reset_after_load"]],
                 trainable_params=[a["trainable_params"], b["trainable_params"]],
                 train_seconds=[a["seconds"], b["seconds"]],
-                model=GEN_MODEL,
+                model=ctx.gen_model,
             )

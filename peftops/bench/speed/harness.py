@@ -106,7 +106,8 @@ class Context:
     threads: int
     device: str  # torch's device type: "cpu" or "cuda"
     workdir: Path
-    base_model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    base_model: str = "sentence-transformers/all-MiniLM-L6-v2"  # the classifier benchmarks'
+    gen_model: str = "HuggingFaceTB/SmolLM2-135M-Instruct"  # the gen_* benchmarks'
     device_name: str = ""  # the GPU's name on CUDA
     rows: list[dict] = field(default_factory=list)
     registered_home: Path | None = None  # a project folder holding a registered model
