@@ -394,8 +394,10 @@ class TrainingConfig(_Stage):
     distributed: Literal["ddp", "fsdp"] = Field(
         "ddp",
         description="How `num_processes` > 1 train: `ddp` (each process holds the whole "
-        "model, gradients are averaged, through accelerate) or `fsdp` (parameters sharded; "
-        "needs CUDA GPUs: refused on CPU).",
+        "model, gradients are averaged, through accelerate) or `fsdp` (weights, gradients and "
+        "optimiser state sharded across the processes with torch's FSDP2; each process keeps "
+        "the unsharded model in host memory for checkpoints; not with AdaLoRA or "
+        "frozen_precision=bf16).",
     )
     distributed_timeout_s: int = Field(
         1800,

@@ -231,16 +231,9 @@ def check_distributed(config: PipelineConfig) -> None:
 
     cfg = config.training
     if cfg.distributed == "fsdp":
-        # accelerate 1.x turns a run into FSDP only on GPUs/accelerators (AcceleratorState:
-        # MULTI_GPU, ...); on CPU (MULTI_CPU) it ignores the FSDP plugin and would train DDP
-        where = "this CPU-only machine" if not torch.cuda.is_available() else "GPUs yet"
-        raise DistributedTrainingError(
-            f"training.distributed='fsdp' is not available on {where}: accelerate shards "
-            "with FSDP only on GPUs (on CPU it would silently fall back to DDP), and peftops "
-            "has no FSDP path (sharded checkpoints of adapters) yet. Use "
-            "training.distributed=ddp: an adapter's weights and optimiser state are small, "
-            "so every process holding the whole model costs little."
-        )
+        from components.fsdp import check_fsdp
+
+        check_fsdp(config)
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if gpus and cfg.num_processes > gpus:
         raise DistributedTrainingError(

@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from components import fsdp as sharding
 from components.baseline import Probe
 from components.batching import Encoded, encode, iter_batches
 from components.config import PipelineConfig
@@ -291,16 +292,26 @@ def _restore_allocator(model: nn.Module, folder: Path, rank_pattern: dict | None
 
 
 def _write_checkpoint(
-    root: Path, epoch: int, model: nn.Module, optimizer, scheduler, history: list[dict]
+    root: Path,
+    epoch: int,
+    model: nn.Module,
+    optimizer,
+    scheduler,
+    history: list[dict],
+    optimizer_state: dict | None = None,
 ) -> Path:
     """Write `epoch-N/` whole or not at all: into a hidden `.epoch-N.partial/` first, renamed
-    when complete, so a process killed mid-write leaves no half checkpoint to resume from."""
+    when complete, so a process killed mid-write leaves no half checkpoint to resume from.
+    `optimizer_state`: in place of `optimizer.state_dict()` (FSDP's, gathered)."""
     folder, partial = root / f"epoch-{epoch}", root / f".epoch-{epoch}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
     save_file(_trainable_state(model), str(partial / "trainable.safetensors"))
     torch.save(
-        {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
+        {
+            "optimizer": optimizer_state or optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+        },
         partial / "optimizer.pt",
     )
     allocator, rank_pattern = _allocator_state(model)
@@ -402,6 +413,7 @@ def fit(
     model = recipe.model
     ckpt_root = Path(workdir) / "checkpoints"
     distributed = launched_processes() > 1
+    fsdp = distributed and cfg.distributed == "fsdp"  # components/fsdp.py says how
     # first: in a distributed run, constructing it joins the process group
     accelerator = make_accelerator(
         pick_device(), cfg.precision, cfg.distributed_timeout_s if distributed else None
@@ -412,8 +424,12 @@ def fit(
     allocate = step_hook(getattr(model, "backbone", model))  # AdaLoRA's rank budget, or None
     if cfg.gradient_checkpointing:
         enable_gradient_checkpointing(model)  # non-reentrant: DDP-safe
-    # one process: the device as before; distributed: this rank's (cuda:<local rank>)
-    device = place_for_training(model, config, accelerator.device if distributed else None)
+    # one process: the device as before; distributed: this rank's (cuda:<local rank>). FSDP
+    # on a GPU: `model` stays in host memory and a sharded copy trains on the device
+    if fsdp and accelerator.device.type != "cpu":
+        device = accelerator.device
+    else:
+        device = place_for_training(model, config, accelerator.device if distributed else None)
     trainable, total = count_parameters(model)
     frozen = (
         hold_frozen_in_bf16(model, device, cfg.precision) if cfg.frozen_precision == "bf16" else []
@@ -432,7 +448,7 @@ def fit(
     scheduler = _linear_warmup_decay(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
 
     history: list[dict] = []
-    start_epoch, resumed = 1, None
+    start_epoch, resumed, opt_state = 1, None, None
     latest = _latest_checkpoint(ckpt_root) if resume and ckpt_root.is_dir() else None
     if latest is not None:  # every rank reads it (DDP would broadcast rank 0's weights, but
         # each rank steps its own optimiser and scheduler)
@@ -440,8 +456,9 @@ def fit(
         model.load_state_dict(load_file(str(latest / "trainable.safetensors")), strict=False)
         # saved on whatever device trained; load_state_dict moves it onto the parameters'
         opt_state = torch.load(latest / "optimizer.pt", map_location="cpu", weights_only=True)
-        optimizer.load_state_dict(opt_state["optimizer"])
-        scheduler.load_state_dict(opt_state["scheduler"])
+        if not fsdp:  # FSDP's sharded optimiser loads it below
+            optimizer.load_state_dict(opt_state["optimizer"])
+            scheduler.load_state_dict(opt_state["scheduler"])
         _restore_allocator(model, latest, state.get("rank_pattern"))
         history = state["history"]
         resumed = state["epoch"]
@@ -458,7 +475,17 @@ def fit(
     # wrapper, while `model` (the same parameters, no `module.` prefix) is what is
     # checkpointed, validated and returned.
     trained = model
-    if distributed:
+    if fsdp:  # the sharded copy trains, with an optimiser over its parameters
+        trained = sharding.shard(model, device)
+        groups = sharding.remap_param_groups(recipe.param_groups, model, trained)
+        optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+        scheduler = _linear_warmup_decay(
+            optimizer, int(cfg.warmup_ratio * total_steps), total_steps
+        )
+        if opt_state is not None:
+            sharding.load_optimizer_state(trained, optimizer, opt_state["optimizer"])
+            scheduler.load_state_dict(opt_state["scheduler"])
+    elif distributed:
         trained = accelerator.prepare_model(model)
         # under bf16/fp16 accelerate also autocasts `model.forward` itself; the step is
         # autocast below and validation runs in fp32, as in one process
@@ -477,7 +504,7 @@ def fit(
     for epoch in range(start_epoch, cfg.epochs + 1):
         # dropout replays identically after a resume; other ranks draw other masks
         torch.manual_seed(cfg.seed + epoch + 100_003 * rank)
-        model.train()
+        trained.train()
         started, cpu_started, loss_sum = time.perf_counter(), time.process_time(), 0.0
         for step, batch in enumerate(recipe.batches(epoch), start=(epoch - 1) * steps_per_epoch):
             rows, share = len(batch["input_ids"]), 1.0
@@ -500,6 +527,10 @@ def fit(
             progress.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}")
         if distributed:  # every rank's rows count in the epoch's training loss
             loss_sum = accelerator.reduce(torch.tensor(loss_sum, device=device), "sum").item()
+        epoch_opt_state = None
+        if fsdp:  # every rank: the trained tensors into the host model, the optimiser state
+            sharding.gather_into(trained, model)
+            epoch_opt_state = sharding.optimizer_state(trained, optimizer.optimizer)
         seconds = time.perf_counter() - started
         cpu_seconds = time.process_time() - cpu_started  # robust to other jobs on the machine
         train_time += seconds
@@ -513,7 +544,9 @@ def fit(
         }
         history.append(record)
         if main:
-            _write_checkpoint(ckpt_root, epoch, model, optimizer, scheduler, history)
+            _write_checkpoint(
+                ckpt_root, epoch, model, optimizer, scheduler, history, epoch_opt_state
+            )
             if on_epoch_end is not None:
                 on_epoch_end(record)
     progress.close()

@@ -275,16 +275,21 @@ def test_a_sigkilled_rank_fails_the_run_promptly_and_one_process_resumes(
     assert (workdir / "bundle" / "peftops.json").is_file()
 
 
-def test_config_and_fsdp_on_cpu_are_refused_with_a_message(no_dropout_bert):
+def test_config_and_what_fsdp_cannot_combine_with_are_refused_with_a_message(no_dropout_bert):
     from components.config import ConfigError
 
     with pytest.raises(ConfigError, match=r"training\.num_processes"):
         _config(no_dropout_bert, "training.num_processes=0")
     with pytest.raises(ConfigError, match=r"training\.distributed"):
         _config(no_dropout_bert, "training.distributed=horovod")
-    fsdp = _config(no_dropout_bert, "training.distributed=fsdp")
-    with pytest.raises(distributed.DistributedTrainingError, match=r"fsdp.*CPU-only"):
-        distributed.check_distributed(fsdp)
+    distributed.check_distributed(_config(no_dropout_bert, "training.distributed=fsdp"))
+    for option, named in [
+        ("training.frozen_precision=bf16", r"frozen_precision=bf16"),
+        ("method.name=adalora", r"adalora"),
+    ]:
+        fsdp = _config(no_dropout_bert, "training.distributed=fsdp", option)
+        with pytest.raises(ConfigError, match=named):
+            distributed.check_distributed(fsdp)
 
 
 @pytest.mark.long
@@ -370,6 +375,106 @@ def test_a_causal_lm_trains_in_two_processes_like_in_one(tiny_causal_lm, workspa
     assert wa.keys() == wb.keys()
     for name in wa:
         assert (wa[name] - wb[name]).abs().max().item() <= TOLERANCE, name
+
+
+@pytest.mark.long
+def test_fsdp_shards_over_two_processes_trains_like_one_and_resumes(
+    tiny_causal_lm, workspace, tmp_path
+):
+    """training.distributed=fsdp (torch FSDP2 over gloo): the weights each rank holds while
+    training are half the model, the result equals one process's within the tolerance, and
+    its checkpoint (optimiser state gathered into the one-process format) resumes in FSDP for
+    a second epoch that again equals one process's resumed second epoch."""
+    from components.generative.examples import ChatExamples
+
+    def config(epochs: int, processes: int):
+        return apply_overrides(
+            load_preset("finance-assistant"),
+            [
+                f"model.base_model={tiny_causal_lm}",
+                f"training.epochs={epochs}",
+                "training.batch_size=6",
+                "training.learning_rate=0.01",
+                "method.dropout=0",
+                "generation.few_shot=0",
+                f"training.num_processes={processes}",
+                "training.distributed=fsdp",
+            ],
+        )
+
+    def chat(i: int) -> list[dict]:
+        label = LABELS[i % len(LABELS)]
+        answer = " ".join([label] * (1 + i % 5))
+        return [
+            {"role": "user", "content": f"question {i} about my {label}"},
+            {"role": "assistant", "content": answer},
+        ]
+
+    examples = ChatExamples([chat(i) for i in range(18)], [chat(i) for i in range(18, 24)], [])
+    objective = objective_for(config(1, 2))
+    selection = objective.select(examples, Baselines({}), config(1, 2))
+    two = tmp_path / "two"
+    first = distributed.train_in_processes(
+        objective, examples, selection, Baselines({}), config(1, 2), two
+    )
+    assert (first.world_size, first.strategy, first.backend) == (2, "fsdp", "gloo")
+    resumed = distributed.train_in_processes(
+        objective, examples, selection, Baselines({}), config(2, 2), two
+    )
+    assert resumed.resumed_from_epoch == 1 and resumed.strategy == "fsdp"
+    # one process, the same two calls (the second epoch resumes under a 2-epoch schedule)
+    objective.train(examples, selection, Baselines({}), config(1, 1), tmp_path / "one")
+    one = objective.train(examples, selection, Baselines({}), config(2, 1), tmp_path / "one")
+    assert (one.world_size, one.strategy, one.resumed_from_epoch) == (1, "single", 1)
+    for a, b in zip(one.history, resumed.history, strict=True):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-5)
+        assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-5)
+    for epoch in (1, 2):
+        ckpt = f"checkpoints/epoch-{epoch}/trainable.safetensors"
+        wa, wb = load_file(str(tmp_path / "one" / ckpt)), load_file(str(two / ckpt))
+        assert wa.keys() == wb.keys()
+        for name in wa:
+            assert (wa[name] - wb[name]).abs().max().item() <= TOLERANCE, (epoch, name)
+    bundle = two / "bundle" / "adapter" / "adapter_model.safetensors"
+    assert bundle.is_file()
+
+
+def test_fsdp_shards_the_weights_and_gathers_them_whole(tiny_causal_lm, tmp_path):
+    """What each of two FSDP processes holds: half of every weight it shards; the gathered
+    state is the whole model, on every rank."""
+    reports = distributed.launch(
+        distributed.TrainJob(config={}, inputs=str(tiny_causal_lm), workdir=str(tmp_path)),
+        2,
+        worker=fsdp_shard_worker,
+    )
+    assert [r["rank"] for r in reports] == [0, 1]
+    for report in reports:
+        assert report["local"] * 2 == pytest.approx(report["total"], rel=0.01)
+        assert report["gathered_equal"] is True
+
+
+def fsdp_shard_worker(job: dict) -> dict:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from components import fsdp
+
+    torch.distributed.init_process_group("gloo")
+    model = AutoModelForCausalLM.from_pretrained(job["inputs"])
+    sharded = fsdp.shard(model, torch.device("cpu"))
+    local = sum(p.to_local().numel() for p in sharded.parameters())
+    for p in sharded.parameters():  # something to gather back
+        p.data.add_(1.0)
+    fsdp.gather_into(sharded, model)
+    expected = AutoModelForCausalLM.from_pretrained(job["inputs"]).state_dict()
+    equal = all(torch.allclose(model.state_dict()[k], v + 1.0) for k, v in expected.items())
+    torch.distributed.destroy_process_group()
+    return {
+        "rank": int(os.environ["RANK"]),
+        "local": local,
+        "total": sum(p.numel() for p in model.parameters()),
+        "gathered_equal": equal,
+    }
 
 
 def test_a_worker_error_is_reported_with_its_rank_and_message(no_dropout_bert, tmp_path):
