@@ -311,12 +311,14 @@ def crossovers(summary: list[dict], peft: str, baseline: str = PROBE, full: str 
     - `full_catches_up_at`: the smallest k from which full fine-tuning beats PEFT at every
       larger k (PEFT stops paying off against full fine-tuning; a tie still favours the
       cheaper PEFT);
-    - `last_gain_at`: the largest k at which PEFT still beats the probe (None: at none)."""
+    - `last_gain_at`: the largest k at which PEFT still beats the probe (None: at none).
+    `baseline` names the method playing the probe's part (the generative curve: few-shot)."""
     peft_m, probe_m, full_m = (_means(summary, m) for m in (peft, baseline, full))
     both = [k for k in peft_m if k in probe_m]
     gains = {k: peft_m[k] - probe_m[k] for k in both}
     result: dict = {
         "peft": peft,
+        "baseline": baseline,
         "overtakes_probe_at": _from_which_k({k: g > 0 for k, g in gains.items()}),
         "best_gain_at": None,
         "best_gain": None,
@@ -352,22 +354,24 @@ def verdict(found: dict, metric: str, rows: Sequence[dict] = ()) -> list[str]:
     """Plain sentences from `crossovers` (and, given the rows, how often training kept the
     probe it started from)."""
     peft = found["peft"]
+    base = found.get("baseline", PROBE)
+    base = "the probe" if base == PROBE else f"the {base} prompt"
     lines = []
     if found["overtakes_probe_at"] is not None:
         lines.append(
-            f"{peft} overtakes the probe from k={found['overtakes_probe_at']} per class "
+            f"{peft} overtakes {base} from k={found['overtakes_probe_at']} per class "
             f"(better at every larger k on mean {metric})."
         )
     elif found["last_gain_at"] is not None:
         lines.append(
-            f"{peft} beats the probe at some k (last at k={found['last_gain_at']}) but not at "
+            f"{peft} beats {base} at some k (last at k={found['last_gain_at']}) but not at "
             f"the largest k."
         )
     else:
-        lines.append(f"{peft} never beats the probe on mean {metric}.")
+        lines.append(f"{peft} never beats {base} on mean {metric}.")
     if found["best_gain"] is not None and found["best_gain"] > 0:
         lines.append(
-            f"Its largest gain over the probe is {found['best_gain']:+.4f} at "
+            f"Its largest gain over {base} is {found['best_gain']:+.4f} at "
             f"k={found['best_gain_at']}."
         )
     if found["full_catches_up_at"] is not None:

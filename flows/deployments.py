@@ -86,3 +86,26 @@ def build_sweep_deployment(preset: str = "finance", overrides: Sequence[str] = (
         tags=["peftops", "sweep", config.domain],
         description=f"Optuna sweep of the {preset} recipe; only the best trial is registered.",
     )
+
+
+# the curve's default points for a deployment: every k the CLI runs, 3 seeds up to k = 8
+CURVE_PARAMETERS = {"ks": "1,2,4,8,16,32,all", "seeds": 3, "seeds_up_to": 8}
+
+
+def build_curve_deployment(preset: str = "finance", overrides: Sequence[str] = ()):
+    """The `curve` deployment: no schedule, started from the UI; the form edits the config,
+    the k values, seeds, methods and the test/validation caps (typed from the flow's
+    signature). Nothing is registered: the curve lands on its MLflow parent run."""
+    from flows.curve import curve
+
+    config = apply_overrides(load_preset(preset), list(overrides))
+    return curve.to_deployment(
+        name="curve",
+        parameters={"config": config.model_dump(mode="json"), **CURVE_PARAMETERS},
+        concurrency_limit=ConcurrencyLimitConfig(
+            limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE
+        ),
+        tags=["peftops", "curve", config.domain],
+        description=f"Data-efficiency curve of the {preset} recipe: probe, PEFT and full "
+        "fine-tuning at k labelled examples per class.",
+    )

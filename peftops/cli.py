@@ -611,7 +611,12 @@ def serve(
     from components.config import ConfigError
 
     try:
-        from flows.deployments import DEPLOYED, build_deployments, build_sweep_deployment
+        from flows.deployments import (
+            DEPLOYED,
+            build_curve_deployment,
+            build_deployments,
+            build_sweep_deployment,
+        )
 
         deployments = build_deployments(
             schedules=not no_schedules,
@@ -621,6 +626,7 @@ def serve(
         # the sweep starts from the first served preset (finance by default)
         preset = (domain or list(DEPLOYED))[0]
         deployments.append(build_sweep_deployment(preset, overrides=list(set_ or [])))
+        deployments.append(build_curve_deployment(preset, overrides=list(set_ or [])))
     except (ConfigError, ValueError) as err:
         raise _fail(str(err), EXIT_CONFIG) from None
     from prefect import serve as prefect_serve

@@ -3,6 +3,7 @@ MLflow run, then publish the curve on the parent run."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from prefect import get_run_logger, task
@@ -31,6 +32,8 @@ from components.curve import (
     write_results,
 )
 from components.examples import Examples
+from components.generative import curve as gen_curve
+from components.generative.examples import ChatExamples
 from tasks.policy import transient
 
 
@@ -80,13 +83,14 @@ def _child_run(parent_id: str, point: CurvePoint, method: str, config: PipelineC
     return run.info.run_id
 
 
+_NOT_SCORES = ("seed", "train_examples", "trainable_params", "train_seconds", "best_epoch")
+
+
 def _record(child: str, row: dict) -> None:
     tracking.log_params(child, {k: row[k] for k in ("k", "seed", "method", "train_examples")})
     numbers = {k: v for k, v in row.items() if isinstance(v, int | float) and k != "seed"}
-    tracking.log_metrics(child, {f"test.{k}" if k in _SCORES else k: v for k, v in numbers.items()})
-
-
-_SCORES = ("accuracy", "macro_f1", "min_recall")
+    scores = {k for k in numbers if k not in _NOT_SCORES and k not in ("epochs", "shots")}
+    tracking.log_metrics(child, {f"test.{k}" if k in scores else k: v for k, v in numbers.items()})
 
 
 @task(cache_policy=NO_CACHE)
@@ -125,10 +129,78 @@ def curve_point(
     return rows
 
 
+@task(cache_policy=NO_CACHE)
+def prepare_generative_curve(
+    examples: ChatExamples,
+    config: PipelineConfig,
+    max_test: int | None,
+    max_validation: int | None,
+    run_id: str,
+) -> ChatExamples:
+    """The fixed test and validation conversations (capped), and the zero-shot base model on
+    them, logged on the parent run as the curve's k = 0 reference."""
+    seed = config.data.split.seed
+    examples = replace(
+        examples,
+        test=gen_curve.subsample_chats(examples.test, max_test, seed),
+        validation=gen_curve.subsample_chats(examples.validation, max_validation, seed),
+    )
+    zero, seconds = gen_curve.base_model_row(examples, config, 0, config.training.seed)
+    tracking.set_tags(run_id, {"peftops.kind": "curve"})
+    tracking.log_metrics(
+        run_id,
+        {
+            **{f"curve.{gen_curve.ZERO_SHOT}.{k}": v for k, v in zero.items()},
+            "curve.zero_shot_seconds": seconds,
+            "curve.test_examples": len(examples.test),
+            "curve.validation_examples": len(examples.validation),
+            "curve.train_examples": len(examples.train),
+        },
+    )
+    return examples
+
+
+@task(cache_policy=NO_CACHE)
+def generative_curve_point(
+    examples: ChatExamples,
+    config: PipelineConfig,
+    point: CurvePoint,
+    methods: list[str],
+    min_steps: int,
+    parent_id: str,
+) -> list[dict]:
+    """The few-shot prompt and every trained method at one (k, seed), each in a nested run;
+    a method that fails is recorded as failed and the curve goes on."""
+    logger = get_run_logger()
+    sampled = gen_curve.sample_chats(examples, point)
+    workroot = tracking.project_dir() / ".peftops" / "runs"
+    metric = config.registry.metric
+    rows = []
+    for method in methods:
+        child = _child_run(parent_id, point, method, config)
+        try:
+            if method == gen_curve.FEW_SHOT:
+                row = gen_curve.few_shot_point(sampled, config, point)
+            else:
+                row = gen_curve.train_point(sampled, config, method, point, workroot, min_steps)
+        except Exception as err:
+            row = {**gen_curve.point_fields(point, sampled), "method": method}
+            row["error"] = f"{err}"[:500]
+            tracking.set_tags(child, {"error": f"{type(err).__name__}: {err}"[:4000]})
+            tracking.client().set_terminated(child, "FAILED")
+            logger.warning("%s %s failed: %s", method, point.name, err)
+        else:
+            _record(child, row)
+            tracking.client().set_terminated(child, "FINISHED")
+            logger.info("%s %s: %s %.4f", method, point.name, metric, row.get(metric, float("nan")))
+        rows.append({**row, "mlflow_run_id": child})
+    return rows
+
+
 @task(cache_policy=NO_CACHE, **transient())
 def publish_curve(
     rows: list[dict],
-    examples: Examples,
+    examples: Examples | ChatExamples,
     config: PipelineConfig,
     methods: list[str],
     run_id: str,
@@ -137,9 +209,11 @@ def publish_curve(
     run (local copies under `.peftops/curves/<run id>/`)."""
     metric = config.registry.metric
     summary = summarise(rows, metric)
-    trained = [m for m in methods if m != PROBE]
+    generative = isinstance(examples, ChatExamples)
+    baseline = gen_curve.FEW_SHOT if generative else PROBE
+    trained = [m for m in methods if m != baseline]
     peft = next((m for m in trained if m != FULL), trained[0] if trained else None)
-    found = crossovers(summary, peft) if peft else {}
+    found = crossovers(summary, peft, baseline) if peft else {}
     folder = tracking.project_dir() / ".peftops" / "curves" / run_id
     report = CurveReport(
         mlflow_run_id=run_id,
@@ -155,7 +229,8 @@ def publish_curve(
         validation_examples=len(examples.validation),
     )
     title = f"{config.domain}: test {metric} vs examples per class ({len(examples.test)} test)"
-    for path in write_results(report, Path(folder), title, len(examples.labels)):
+    classes = gen_curve.classes(examples) if generative else len(examples.labels)
+    for path in write_results(report, Path(folder), title, classes):
         tracking.log_artifact(run_id, path, "curve")
     tracking.log_text(run_id, report.table + "\n\n" + "\n".join(report.verdict), "curve/table.txt")
     for s in summary:

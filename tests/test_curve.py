@@ -1,6 +1,7 @@
 """The data-efficiency curve: k-shot sampling, the crossings, and the flow end to end on a real
 Prefect server (test harness), a real SQLite MLflow store, the demo data and a tiny model."""
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -157,3 +158,86 @@ def test_curve_command_refuses_bad_k_seeds_and_methods_before_running(args, mess
     assert result.exit_code == 2
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_curve_deployment_has_a_typed_form():
+    from prefect.utilities.callables import parameter_schema
+
+    from flows.curve import curve
+    from flows.deployments import CURVE_PARAMETERS, build_curve_deployment
+
+    deployment = build_curve_deployment("healthcare", overrides=["training.epochs=2"])
+    assert deployment.name == "curve" and not deployment.schedules
+    assert deployment.parameters["config"]["domain"] == "healthcare"
+    assert deployment.parameters["config"]["training"]["epochs"] == 2
+    assert {k: deployment.parameters[k] for k in CURVE_PARAMETERS} == CURVE_PARAMETERS
+    curve.validate_parameters(deployment.parameters)
+    schema = parameter_schema(curve).model_dump_for_openapi()
+    props = schema["properties"]
+    assert props["ks"]["type"] == "string" and props["seeds"]["type"] == "integer"
+    assert "PipelineConfig" in schema["definitions"]
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_generative_curve_sets_the_few_shot_prompt_against_peft(workspace, tiny_causal_lm):
+    """The generation task's curve: k conversations per intent (the JSON answers' first
+    field), the base model prompted with up to generation.few_shot of them against LoRA
+    trained on them, the zero-shot base model logged once as the k = 0 reference."""
+    from flows.curve import curve
+
+    config = tiny_config(
+        "finance-assistant",
+        tiny_causal_lm,
+        "training.epochs=1",
+        "training.batch_size=16",
+        "training.learning_rate=0.01",
+        "model.max_length=192",
+        "generation.max_new_tokens=8",
+        "generation.few_shot=2",
+        "evaluation.batch_size=32",
+    )
+    report = curve(config=config, ks="1,2", seeds=1, max_test=12, max_validation=8)
+    metric = config.registry.metric
+    assert report.methods == ["few-shot", "lora", "full"]
+    assert len(report.rows) == 2 * 3 and not [r for r in report.rows if "error" in r]
+    assert report.test_examples == 12 and report.validation_examples == 8
+    by = {(r["method"], r["k"]): r for r in report.rows}
+    assert by[("lora", "1")]["train_examples"] < by[("lora", "2")]["train_examples"]
+    assert by[("few-shot", "1")]["train_examples"] == by[("lora", "1")]["train_examples"]
+    assert [by[("few-shot", k)]["shots"] for k in ("1", "2")] == [2, 2]
+    assert by[("few-shot", "1")]["trainable_params"] == 0 < by[("lora", "1")]["trainable_params"]
+    assert by[("lora", "1")]["trainable_params"] < by[("full", "1")]["trainable_params"]
+    for row in report.rows:
+        assert 0.0 <= row[metric] <= 1.0 and 0.0 <= row["rouge_l"] <= 1.0
+    assert report.crossovers["baseline"] == "few-shot"
+    assert "few-shot prompt" in " ".join(report.verdict)
+
+    c = tracking.client()
+    parent = c.get_run(report.mlflow_run_id)
+    assert parent.info.status == "FINISHED"
+    assert f"curve.zero-shot.{metric}" in parent.data.metrics
+    children = c.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{report.mlflow_run_id}'",
+    )
+    assert {r.data.tags["curve.method"] for r in children} == {"few-shot", "lora", "full"}
+    assert all(f"test.{metric}" in r.data.metrics for r in children)
+    assert (Path(report.folder) / "curve.png").is_file()
+
+
+def test_generative_k_counts_conversations_per_intent():
+    from components.curve import CurvePoint
+    from components.generative.curve import class_ids, sample_chats
+    from components.generative.examples import ChatExamples
+
+    def chat(i: int, intent: str) -> list[dict]:
+        answer = json.dumps({"intent": intent, "urgency": "low"})
+        return [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": answer}]
+
+    train = [chat(i, ["a", "b", "c"][i % 3]) for i in range(12)] + [chat(99, "d")]
+    examples = ChatExamples(train, [], [], expect_json=True, fields=["intent", "urgency"])
+    assert len(set(class_ids(examples))) == 4
+    two = sample_chats(examples, CurvePoint(2, 0))
+    intents = sorted(json.loads(c[-1]["content"])["intent"] for c in two.train)
+    assert intents == ["a", "a", "b", "b", "c", "c", "d"]  # a rare class gives what it has
+    assert all(c in two.train for c in sample_chats(examples, CurvePoint(1, 0)).train)
