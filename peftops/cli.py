@@ -308,7 +308,10 @@ def curve_command(
     seeds_up_to: Annotated[int, typer.Option(help="k up to which every seed is run.")] = 8,
     methods: Annotated[
         str | None,
-        typer.Option(help="probe, a peft method, full (default: probe,<preset method>,full)."),
+        typer.Option(
+            help="probe, a peft method, full (default: probe,<preset method>,full); "
+            "generation presets: few-shot in place of probe."
+        ),
     ] = None,
     min_steps: Annotated[
         int, typer.Option(help="Train at least this many steps (more epochs at small k).")
@@ -327,7 +330,8 @@ def curve_command(
         typer.Option("--set", help="Override a config key (repeatable)."),
     ] = None,
 ) -> None:
-    """Data efficiency: probe vs PEFT vs full fine-tuning at k labelled examples per class."""
+    """Data efficiency: probe (generation: few-shot prompt) vs PEFT vs full fine-tuning at k
+    labelled examples per class."""
     _quiet_environment()
     from components.config import ConfigError, preset_names
 
