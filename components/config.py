@@ -454,6 +454,13 @@ class GenerationConfig(_Stage):
     expect_json: bool = Field(
         False, description="Responses are JSON objects: score validity and per-field accuracy."
     )
+    constrain_to_labels: bool = Field(
+        False,
+        description="Where the answers form a closed label set: greedy decoding may only "
+        "spell one of the labels, then end its turn (baselines, evaluation and the served "
+        "model alike). No invalid outputs: scores what the model knows apart from how well "
+        "it formats. Ignored for JSON answers and open-ended text.",
+    )
     max_label_set: int = Field(
         50,
         ge=0,

@@ -712,6 +712,10 @@ def bench_quality(
         str | None,
         typer.Option(help="Generation: a local causal LM folder instead of SmolLM2-135M-Instruct."),
     ] = None,
+    constrained: Annotated[
+        bool,
+        typer.Option(help="Generation: decode only the closed label set's answers (no invalid)."),
+    ] = False,
 ) -> None:
     """PEFT configurations side by side: one JSON line per configuration on stdout."""
     _quiet_environment()
@@ -729,6 +733,7 @@ def bench_quality(
             threads=threads,
             long_answer=long_answer,
             base_model=base_model,
+            constrained=constrained,
         )
         return
     if task != "classification":

@@ -188,6 +188,35 @@ def test_decoding_settings_tags_and_validation():
         "decoding.do_sample": "False",
         "decoding.num_beams": "2",
         "decoding.batch_size": "16",
+        "decoding.choices": "free",
     }
     with pytest.raises(ValueError, match="batch_size"):
         DecodingSettings(batch_size=0)
+
+
+def test_decoding_constrained_to_choices_spells_one_of_them(tiny_chat_model, smollm2_tokenizer):
+    """A random model, free, says anything; constrained to a closed set (labels sharing
+    prefixes, of several tokens each) every answer is exactly one of them, and the batched
+    constrained answers equal the one-by-one ones (left padding handled)."""
+    choices = ["card_declined", "card_arrival", "exchange_rate", "yes", "maybe"]
+    free = generate(tiny_chat_model, smollm2_tokenizer, CONVERSATIONS, DecodingSettings(8))
+    assert not set(free) <= set(choices)
+    settings = DecodingSettings(max_new_tokens=16, batch_size=3, choices=choices)
+    batched = generate(tiny_chat_model, smollm2_tokenizer, CONVERSATIONS, settings)
+    assert set(batched) <= set(choices), batched
+    one = DecodingSettings(max_new_tokens=16, batch_size=1, choices=choices)
+    assert [generate(tiny_chat_model, smollm2_tokenizer, [c], one)[0] for c in CONVERSATIONS] == (
+        batched
+    )
+    assert DecodingSettings(choices=choices).as_tags()["decoding.choices"] == "5"
+
+
+def test_constrain_to_labels_reaches_the_baselines_and_the_bundle(tmp_path):
+    from components.config import apply_overrides, load_preset
+    from components.objectives.generation import _decoding
+
+    config = apply_overrides(load_preset("custom"), ["task=generation"])
+    assert _decoding(config, ["a", "b"]).choices is None  # off by default
+    on = apply_overrides(config, ["generation.constrain_to_labels=true"])
+    assert _decoding(on, ["a", "b"]).choices == ["a", "b"]
+    assert _decoding(on, None).choices is None  # JSON or open answers: nothing to constrain

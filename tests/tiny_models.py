@@ -49,10 +49,14 @@ def make_tiny_model(kind: str, folder: Path, seed: int = 0) -> Path:
 def smollm2_tokenizer() -> Any:
     """SmolLM2's tokenizer and chat template, read once from the packaged GGUF file (~7 s;
     the weights are not dequantised)."""
+    import os
+
     from transformers import AutoTokenizer
 
     from components.generative.models import DEFAULT_GENERATIVE_MODEL, packaged_gguf
 
+    if os.environ.get("PEFTOPS_TOKENIZERS"):  # see peftops.bench.models.copy_packaged_tokenizer
+        return AutoTokenizer.from_pretrained(f"{os.environ['PEFTOPS_TOKENIZERS']}/smollm2-135m")
     folder, filename, _, _ = packaged_gguf(DEFAULT_GENERATIVE_MODEL)
     return AutoTokenizer.from_pretrained(str(folder), gguf_file=filename)
 

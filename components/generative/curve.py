@@ -112,15 +112,15 @@ def base_model_row(
     model, tokenizer, _ = load_causal_lm(config.model.base_model)
     picked = pick_shots(sampled.train, shots, seed, lambda c: class_of(c, sampled))
     prompts = [few_shot(p, picked) for p in sampled.test_prompts()]
-    preds = generate(model, tokenizer, prompts, _decoding(config))
+    preds = generate(model, tokenizer, prompts, _decoding(config, sampled.labels))
     metrics = objective_for(config)._scored(preds, sampled).metrics
     return {**scores(metrics), "shots": len(picked)}, time.perf_counter() - started
 
 
-def _decoding(config: PipelineConfig):
+def _decoding(config: PipelineConfig, labels: list[str] | None = None):
     from components.objectives.generation import _decoding as decoding
 
-    return decoding(config)
+    return decoding(config, labels)
 
 
 def point_fields(point: CurvePoint, sampled: ChatExamples) -> dict:

@@ -25,6 +25,9 @@ class DecodingSettings:
     do_sample: bool = False
     num_beams: int = 1
     batch_size: int = 16
+    # a closed answer set: generation may only spell one of these, then end its turn
+    # (generation.constrain_to_labels); None: free text
+    choices: list[str] | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_new_tokens", "num_beams", "batch_size"):
@@ -32,8 +35,41 @@ class DecodingSettings:
                 raise ValueError(f"decoding.{name} must be at least 1, got {getattr(self, name)}")
 
     def as_tags(self) -> dict[str, str]:
-        """Flat `decoding.*` string tags for MLflow."""
-        return {f"decoding.{k}": str(v) for k, v in asdict(self).items()}
+        """Flat `decoding.*` string tags for MLflow (the choices by count)."""
+        tags = {f"decoding.{k}": str(v) for k, v in asdict(self).items() if k != "choices"}
+        tags["decoding.choices"] = str(len(self.choices)) if self.choices else "free"
+        return tags
+
+
+def choice_constraint(tokenizer, choices: list[str], stops: list[int], prompt_length: int):
+    """A `prefix_allowed_tokens_fn` for transformers' `generate`: after the prompt (left
+    padded to `prompt_length` columns) only token sequences spelling one of `choices` may
+    follow, then a stop token. transformers masks every other token's logit, so greedy
+    decoding picks the most likely choice token by token (a prefix tree of the choices'
+    tokenisations, as they are tokenised after the template's assistant header).
+
+    Written here because transformers has no closed-set constraint with a stop (its
+    `constraints`/`force_words_ids` need beam search and do not stop after the word)."""
+    tree: dict = {}
+    for choice in choices:
+        node = tree
+        for token in tokenizer(choice, add_special_tokens=False)["input_ids"]:
+            node = node.setdefault(token, {})
+        node[None] = True  # a complete choice: stopping is allowed here
+    stop_ids = list(stops)
+
+    def allowed(_batch: int, ids: torch.Tensor) -> list[int]:
+        node = tree
+        for token in ids[prompt_length:].tolist():
+            if token in stop_ids:
+                return stop_ids  # finished: the padding that follows is a stop token
+            node = node.get(token)
+            if node is None:
+                return stop_ids
+        nexts = [t for t in node if t is not None]
+        return nexts + (stop_ids if None in node else [])
+
+    return allowed
 
 
 def stop_token_ids(model, tokenizer) -> list[int]:
@@ -113,6 +149,11 @@ def generate_token_ids(
                 {"input_ids": [encoded[i] for i in chunk]}, padding=True, return_tensors="pt"
             )
             input_ids = batch["input_ids"].to(device)
+            constraint = None
+            if settings.choices:
+                constraint = choice_constraint(
+                    tokenizer, settings.choices, stops, input_ids.shape[1]
+                )
             output = model.generate(
                 input_ids=input_ids,
                 attention_mask=batch["attention_mask"].to(device),
@@ -121,6 +162,7 @@ def generate_token_ids(
                 num_beams=settings.num_beams,
                 eos_token_id=stops or None,
                 pad_token_id=tokenizer.pad_token_id,
+                prefix_allowed_tokens_fn=constraint,
             )
             # Left padding: every prompt ends at the same column, the new tokens follow it.
             for row, index in zip(output[:, input_ids.shape[1] :].tolist(), chunk, strict=True):

@@ -82,10 +82,14 @@ def load_tokenizer(reference: str) -> Any:
     return tokenizer
 
 
-def _decoding(config: PipelineConfig) -> DecodingSettings:
+def _decoding(config: PipelineConfig, labels: list[str] | None = None) -> DecodingSettings:
+    """Generation's settings; with `generation.constrain_to_labels` and a closed label set,
+    answers restricted to those labels."""
+    constrain = config.generation.constrain_to_labels and labels
     return DecodingSettings(
         max_new_tokens=config.generation.max_new_tokens,
         batch_size=config.evaluation.batch_size,
+        choices=list(labels) if constrain else None,
     )
 
 
@@ -247,7 +251,7 @@ class Generation:
     def fit_baselines(self, examples: ChatExamples, config: PipelineConfig) -> Baselines:
         started = time.perf_counter()
         model, tokenizer, _ = load_causal_lm(config.model.base_model)
-        settings = _decoding(config)
+        settings = _decoding(config, examples.labels)
         prompts = examples.test_prompts()
         answers = {"zero-shot": generate(model, tokenizer, prompts, settings)}
         k = config.generation.few_shot
@@ -343,7 +347,7 @@ class Generation:
         model, result = fit(config, recipe, workdir, on_epoch_end)
         if not is_main_process():
             return result  # rank 0 saves the bundle
-        decoding = _decoding(config)
+        decoding = _decoding(config, examples.labels)
         bundle = save_generative_bundle(
             model,
             tokenizer,
@@ -357,7 +361,11 @@ class Generation:
                 "selection": selection.strategy,
                 "target_modules": selection.target_modules,
                 "system_prompt": examples.system_prompt,
-                "decoding": {"max_new_tokens": decoding.max_new_tokens, "batch_size": 16},
+                "decoding": {
+                    "max_new_tokens": decoding.max_new_tokens,
+                    "batch_size": 16,
+                    "choices": decoding.choices,
+                },
                 "labels": examples.labels,
                 "expect_json": examples.expect_json,
             },
@@ -401,7 +409,7 @@ class Generation:
 
     def evaluate(self, bundle_dir: Path, examples: ChatExamples, config: PipelineConfig) -> Scored:
         generator = load_generative_bundle(Path(bundle_dir))
-        preds = generator.generate(examples.test_prompts(), _decoding(config))
+        preds = generator.generate(examples.test_prompts(), _decoding(config, examples.labels))
         scored = self._scored(preds, examples)
         rows = _encode(generator.tokenizer, examples.test, config)
         nll = _nll(

