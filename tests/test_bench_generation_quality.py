@@ -99,3 +99,20 @@ def test_cli_refuses_a_dataset_the_generation_bench_does_not_have():
     )
     assert result.exit_code == 2
     assert "use pubmedqa or banking77" in result.output
+
+
+def _dies(config_data: dict, frames: dict, queue) -> None:
+    import os
+
+    os._exit(3)  # as a SIGKILL or an out-of-memory kill would: no report
+
+
+def test_a_row_whose_process_dies_is_an_error_row_not_a_hang():
+    import time
+
+    from peftops.bench.generation_quality import _in_subprocess
+
+    started = time.perf_counter()
+    row = _in_subprocess(_dies, {}, {})
+    assert "exit code 3" in row["error"]
+    assert time.perf_counter() - started < 60

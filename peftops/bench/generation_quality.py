@@ -225,11 +225,28 @@ def _train_child(config_data: dict, frames: dict, queue: mp.Queue) -> None:
 
 
 def _in_subprocess(target: Any, config_data: dict, frames: dict) -> dict:
+    """`target`'s report from a fresh process; a process that dies without one (killed, out
+    of memory, a crash in native code) becomes an error row at once, never a hang."""
+    import queue as queues
+
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     proc = ctx.Process(target=target, args=(config_data, frames, queue))
     proc.start()
-    row = queue.get()
+    while True:
+        try:
+            row = queue.get(timeout=1.0)
+            break
+        except queues.Empty:
+            if not proc.is_alive():
+                try:  # it may have reported just before it ended
+                    row = queue.get(timeout=1.0)
+                except queues.Empty:
+                    row = {
+                        "error": f"the row's process ended (exit code {proc.exitcode}) "
+                        "without a result"
+                    }
+                break
     proc.join()
     return row
 
