@@ -108,16 +108,58 @@ def check_keys(config: PipelineConfig, space: dict[str, Param]) -> None:
                 raise
 
 
-def create_study(space: dict[str, Param], seed: int, trials: int) -> Any:
+def _pruner() -> Any:
+    return _optuna().pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
+
+
+def _storage(path: Path) -> Any:
+    """Optuna's journal storage in a file: several processes (a Ray or Dask task runner's
+    workers on a shared volume, or threads) report to the same study through it."""
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return JournalStorage(JournalFileBackend(str(path)))
+
+
+@dataclass(frozen=True)
+class TrialRef:
+    """A trial as a task can receive it in any process: the study's journal file, its name
+    and the trial's id (an Optuna `Trial` object is bound to its process's storage)."""
+
+    storage: str
+    study: str
+    trial_id: int
+
+    def trial(self) -> Any:
+        optuna = _optuna()
+        study = optuna.load_study(
+            study_name=self.study, storage=_storage(Path(self.storage)), pruner=_pruner()
+        )
+        return optuna.trial.Trial(study, self.trial_id)
+
+
+def trial_ref(study: Any, trial: Any, storage: Path) -> TrialRef:
+    # Trial has no public id accessor; `_trial_id` is what Optuna's own Trial(study, id) takes
+    return TrialRef(str(storage), study.study_name, trial._trial_id)
+
+
+def create_study(space: dict[str, Param], seed: int, trials: int, storage: Path) -> Any:
     """A maximising study with a seeded TPE sampler and median pruning (after two complete
-    trials, from the first epoch). A choices-only space is searched exhaustively instead: its
-    combinations (in a seeded order, up to `trials`) are enqueued, which works with ask/tell
-    where GridSampler's end-of-grid `study.stop()` does not."""
+    trials, from the first epoch), kept in the journal file `storage`. A choices-only space
+    is searched exhaustively instead: its combinations (in a seeded order, up to `trials`)
+    are enqueued, which works with ask/tell where GridSampler's end-of-grid `study.stop()`
+    does not."""
     optuna = _optuna()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=seed)
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
-    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=sampler,
+        pruner=_pruner(),
+        storage=_storage(storage),
+        study_name=f"sweep-{storage.stem}",
+    )
     if grid_size(space):
         combos = list(itertools.product(*(p.choices for p in space.values())))
         random.Random(seed).shuffle(combos)

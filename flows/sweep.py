@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.futures import as_completed
@@ -44,10 +45,12 @@ def sweep(
     sweeps.check_keys(config, searched)
     size = sweeps.grid_size(searched)
     trials = min(trials, size) if size else trials
-    study = sweeps.create_study(searched, config.training.seed, trials)
     parent = start_mlflow_run(config)
     tracking.set_tags(parent, {"sweep": "parent", "sweep.trials": trials})
+    # the study in a journal file of the project: trials report to it from any process
+    storage = tracking.project_dir() / ".peftops" / "sweeps" / f"{parent}.journal"
     try:
+        study = sweeps.create_study(searched, config.training.seed, trials, storage)
         raw = load_data(config, parent)
         validate_data(raw, config, parent)  # bad data stops the sweep before any trial
         rows: list[dict] = []
@@ -56,7 +59,8 @@ def sweep(
             while len(running) < max(parallel, 1) and len(rows) + len(running) < trials:
                 t = study.ask()
                 overrides = sweeps.trial_overrides(t, searched)
-                running[run_trial.submit(config, overrides, raw, parent, t.number, t)] = t
+                ref = sweeps.trial_ref(study, t, storage)
+                running[run_trial.submit(config, overrides, raw, parent, t.number, ref)] = t
             future = next(as_completed(list(running)))
             t = running.pop(future)
             future.wait()  # as_completed may yield before the local future holds its state
@@ -100,3 +104,26 @@ def sweep(
         end_mlflow_run(parent, "FAILED", f"{type(err).__name__}: {err}")
         raise
     return {"mlflow_run_id": parent, "trials": rows, "best": best, "summary": summary}
+
+
+def ray_task_runner(address: str | None = None) -> Any:
+    """Prefect's Ray task runner on the cluster at `address` (else RAY_ADDRESS; none: a Ray
+    started on this machine), for `sweep.with_options(task_runner=...)`: each trial runs as
+    a Ray task. The workers need peftops installed and the project folder at the same path
+    (a shared volume: the MLflow store, checkpoints and the study's journal live there);
+    they are told this run's MLflow URI and project folder."""
+    import os
+
+    from prefect_ray import RayTaskRunner
+
+    env = {
+        "MLFLOW_TRACKING_URI": tracking.tracking_uri(),
+        "PEFTOPS_HOME": str(tracking.project_dir()),
+    }
+    # and where this flow's Prefect API is (task runs report their states to it)
+    passed = ("HF_HUB_OFFLINE", "PYTHONPATH", "PREFECT_API_URL")
+    env |= {k: os.environ[k] for k in passed if k in os.environ}
+    return RayTaskRunner(
+        address=address or os.environ.get("RAY_ADDRESS") or None,
+        init_kwargs={"runtime_env": {"env_vars": env}, "include_dashboard": False},
+    )

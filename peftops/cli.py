@@ -378,6 +378,13 @@ def sweep(
         list[str] | None,
         typer.Option("--set", help="Override a config key for every trial (repeatable)."),
     ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="Run the trials as Ray tasks on this cluster (prefect-ray; 'auto': RAY_ADDRESS "
+            "or a local Ray). Needs the ray extra and the project folder on a shared volume."
+        ),
+    ] = None,
 ) -> None:
     """Search training recipes with Optuna; the best trial's config then runs the pipeline
     (evaluate, register, promote); the other trials are not registered."""
@@ -406,6 +413,11 @@ def sweep(
     from components.report import format_summary
     from flows.sweep import sweep as sweep_flow
 
+    if ray_address:
+        from flows.sweep import ray_task_runner
+
+        runner = ray_task_runner(None if ray_address == "auto" else ray_address)
+        sweep_flow = sweep_flow.with_options(task_runner=runner)
     try:
         out = sweep_flow(
             config=config, trials=trials, grid=list(grid or []), space=searched, parallel=parallel

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from typing import Any
 
@@ -30,8 +32,12 @@ def run_trial(
 ) -> dict:
     """Train one trial's config in a child run of the sweep's MLflow run and report each
     epoch's validation loss to Optuna (negated: the study maximises), which may prune it.
-    A failure ends the child run FAILED and fails this task run (the flow goes on)."""
+    A failure ends the child run FAILED and fails this task run (the flow goes on). `trial`:
+    a `sweep.TrialRef` (any process: it reopens the study's journal file) or an Optuna
+    trial of this process."""
     optuna = sweep._optuna()
+    if isinstance(trial, sweep.TrialRef):
+        trial = trial.trial()
     experiment = tracking.ensure_experiment(base.registry.experiment)
     run = tracking.client().create_run(
         experiment,
@@ -44,6 +50,7 @@ def run_trial(
     )
     started = time.perf_counter()
     row: dict = {"number": number, "run_id": run_id, "overrides": overrides, "method": "?"}
+    row["worker"] = f"{socket.gethostname()}:{os.getpid()}"  # where it ran (a Ray worker...)
 
     def on_epoch_end(record: dict) -> None:
         tracking.log_metrics(

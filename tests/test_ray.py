@@ -88,3 +88,30 @@ def test_the_finance_flow_trains_on_a_ray_cluster_and_registers(ray_cluster, wor
     # rank 0 logged every epoch on the run (the other rank logged nothing: one value a step)
     history = tracking.client().get_metric_history(summary.mlflow_run_id, "val_loss")
     assert [m.step for m in history] == list(range(1, config.training.epochs + 1))
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_sweep_trials_run_as_ray_tasks_and_report_to_one_study(ray_cluster, workspace, tiny_bert):
+    """`peftops sweep --ray-address`: each trial is a Ray task in a worker process of the
+    cluster, reporting its epochs to the study through the journal file; the best trial then
+    runs the pipeline here and is the one registered."""
+    from flows.sweep import ray_task_runner
+    from flows.sweep import sweep as sweep_flow
+
+    config = tiny_config(
+        "finance", tiny_bert, "registry.require_beats_baseline=false", "training.epochs=1"
+    )
+    flow = sweep_flow.with_options(task_runner=ray_task_runner(ray_cluster))
+    out = flow(config=config, trials=2, grid=["method.r=4,8"], parallel=2)
+    rows = out["trials"]
+    assert [r["state"] for r in rows] == ["COMPLETE", "COMPLETE"], rows
+    pids = {int(r["worker"].rpartition(":")[2]) for r in rows}
+    assert os.getpid() not in pids  # trained in Ray's workers, not in this process
+    journal = Path(os.environ["PEFTOPS_HOME"]) / ".peftops" / "sweeps"
+    assert [p.suffix for p in journal.iterdir()] == [".journal"]
+    assert out["summary"].version == "1"
+    children = tracking.client().search_runs(
+        [tracking.client().get_run(out["mlflow_run_id"]).info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{out['mlflow_run_id']}'",
+    )
+    assert len(children) >= 2

@@ -19,7 +19,7 @@ from tasks.sweep import TRAINING_LIMIT
 PEFTOPS = str(Path(sys.executable).parent / "peftops")
 
 
-def test_grid_and_space_parse_to_optuna_params():
+def test_grid_and_space_parse_to_optuna_params(tmp_path):
     grid = sweep.parse_grid(["method.name=lora,ia3", "method.r=4,8"])
     assert grid["method.r"].choices == ("4", "8") and sweep.grid_size(grid) == 4
     space = sweep.parse_space(
@@ -31,11 +31,17 @@ def test_grid_and_space_parse_to_optuna_params():
     )
     assert space["method.r"].integer and not space["training.learning_rate"].integer
     assert sweep.grid_size(space) is None
-    study = sweep.create_study(space, seed=0, trials=4)
+    study = sweep.create_study(space, seed=0, trials=4, storage=tmp_path / "s.journal")
     trial = study.ask()
     overrides = sweep.trial_overrides(trial, space)
     lr = float(overrides[0].partition("=")[2])
     assert 1e-4 <= lr <= 1e-2 and overrides[2] in ("training.epochs=2", "training.epochs=3")
+    # what a task in another process gets: the same trial through the journal file
+    ref = sweep.trial_ref(study, trial, tmp_path / "s.journal")
+    again = ref.trial()
+    assert again.number == trial.number and again.params == trial.params
+    again.report(-0.5, 1)
+    assert study.trials[trial.number].intermediate_values == {1: -0.5}
     with pytest.raises(ConfigError, match=r"key\.path=v1,v2"):
         sweep.parse_grid(["method.r"])
     with pytest.raises(ConfigError, match="unknown key"):
