@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -225,6 +225,39 @@ def point_config(
     )
 
 
+def fit_point(
+    sampled,
+    baselines,
+    config: PipelineConfig,
+    method: str,
+    point: CurvePoint,
+    workroot: Path,
+    min_steps: int,
+    keep: Callable[[dict], dict],
+) -> dict:
+    """Select, train and score one method at one point through the task type's objective, as
+    the pipeline does; `keep` picks the row's scores from the evaluation's metrics. Training
+    folders are keyed like the pipeline's, so an interrupted curve resumes and a finished
+    point is not redone."""
+    from components.objectives import objective_for
+
+    cfg = point_config(config, method, point, len(sampled.train), min_steps)
+    objective = objective_for(cfg)
+    selection = objective.select(sampled, baselines, cfg)
+    workdir = Path(workroot) / objective.training_key(sampled, cfg)
+    trained = objective.train(sampled, selection, baselines, cfg, workdir)
+    scored = objective.evaluate(Path(trained.bundle_dir), sampled, cfg)
+    return {
+        **point_fields(point, sampled),
+        "method": method,
+        **keep(scored.metrics),
+        "trainable_params": trained.trainable_params,
+        "train_seconds": trained.train_seconds,
+        "best_epoch": trained.best_epoch,
+        "epochs": cfg.training.epochs,
+    }
+
+
 def train_point(
     sampled: Examples,
     baseline: BaselineResult,
@@ -234,27 +267,15 @@ def train_point(
     workroot: Path,
     min_steps: int = 0,
 ) -> dict:
-    """Select, train (head started from the point's probe) and score one method at one point,
-    through the classification objective as the pipeline does. Training folders are keyed
-    like the pipeline's, so an interrupted curve resumes and a finished point is not redone."""
-    from components.objectives import Baselines, objective_for
+    """One classifier method at one point, its head started from the point's probe."""
+    from components.objectives import Baselines
 
-    cfg = point_config(config, method, point, len(sampled.train), min_steps)
-    objective = objective_for(cfg)
     baselines = Baselines({"baseline": _scores(baseline.metrics)}, baseline.seconds, baseline)
-    selection = objective.select(sampled, baselines, cfg)
-    workdir = Path(workroot) / objective.training_key(sampled, cfg)
-    trained = objective.train(sampled, selection, baselines, cfg, workdir)
-    scored = objective.evaluate(Path(trained.bundle_dir), sampled, cfg)
-    return {
-        **point_fields(point, sampled),
-        "method": method,
-        **{k: scored.metrics[k] for k in ("accuracy", "macro_f1", "min_recall")},
-        "trainable_params": trained.trainable_params,
-        "train_seconds": trained.train_seconds,
-        "best_epoch": trained.best_epoch,
-        "epochs": cfg.training.epochs,
-    }
+
+    def keep(metrics: dict) -> dict:
+        return {k: metrics[k] for k in ("accuracy", "macro_f1", "min_recall")}
+
+    return fit_point(sampled, baselines, config, method, point, workroot, min_steps, keep)
 
 
 # --- the curve from its points ---------------------------------------------------------------

@@ -3,6 +3,8 @@ MLflow run, then publish the curve on the parent run."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -93,6 +95,36 @@ def _record(child: str, row: dict) -> None:
     tracking.log_metrics(child, {f"test.{k}" if k in scores else k: v for k, v in numbers.items()})
 
 
+def _score_methods(
+    methods: list[str],
+    score: Callable[[str], dict],
+    point: CurvePoint,
+    fields: dict,
+    config: PipelineConfig,
+    parent_id: str,
+) -> list[dict]:
+    """Each method's row at one point (`score(method)`), each in a nested run; a method that
+    fails is recorded as failed (its row has `error`) and the curve goes on."""
+    logger = get_run_logger()
+    metric = config.registry.metric
+    rows = []
+    for method in methods:
+        child = _child_run(parent_id, point, method, config)
+        try:
+            row = score(method)
+        except Exception as err:
+            row = {**fields, "method": method, "error": f"{err}"[:500]}
+            tracking.set_tags(child, {"error": f"{type(err).__name__}: {err}"[:4000]})
+            tracking.client().set_terminated(child, "FAILED")
+            logger.warning("%s %s failed: %s", method, point.name, err)
+        else:
+            _record(child, row)
+            tracking.client().set_terminated(child, "FINISHED")
+            logger.info("%s %s: %s %.4f", method, point.name, metric, row.get(metric, math.nan))
+        rows.append({**row, "mlflow_run_id": child})
+    return rows
+
+
 @task(cache_policy=NO_CACHE)
 def curve_point(
     examples: Examples,
@@ -105,28 +137,15 @@ def curve_point(
 ) -> list[dict]:
     """The probe and every trained method at one (k, seed), each in a nested run. A method
     that fails is recorded as failed (its row has `error`) and the curve goes on."""
-    logger = get_run_logger()
     sampled, baseline, probe_row = point_probe(examples, features, point)
-    rows = []
     workroot = tracking.project_dir() / ".peftops" / "runs"
-    for method in methods:
-        child = _child_run(parent_id, point, method, config)
-        try:
-            if method == PROBE:
-                row = probe_row
-            else:
-                row = train_point(sampled, baseline, config, method, point, workroot, min_steps)
-        except Exception as err:
-            row = {**point_fields(point, sampled), "method": method, "error": f"{err}"[:500]}
-            tracking.set_tags(child, {"error": f"{type(err).__name__}: {err}"[:4000]})
-            tracking.client().set_terminated(child, "FAILED")
-            logger.warning("%s %s failed: %s", method, point.name, err)
-        else:
-            _record(child, row)
-            tracking.client().set_terminated(child, "FINISHED")
-            logger.info("%s %s: accuracy %.4f", method, point.name, row["accuracy"])
-        rows.append({**row, "mlflow_run_id": child})
-    return rows
+
+    def score(method: str) -> dict:
+        if method == PROBE:
+            return probe_row
+        return train_point(sampled, baseline, config, method, point, workroot, min_steps)
+
+    return _score_methods(methods, score, point, point_fields(point, sampled), config, parent_id)
 
 
 @task(cache_policy=NO_CACHE)
@@ -171,30 +190,15 @@ def generative_curve_point(
 ) -> list[dict]:
     """The few-shot prompt and every trained method at one (k, seed), each in a nested run;
     a method that fails is recorded as failed and the curve goes on."""
-    logger = get_run_logger()
     sampled = gen_curve.sample_chats(examples, point)
     workroot = tracking.project_dir() / ".peftops" / "runs"
-    metric = config.registry.metric
-    rows = []
-    for method in methods:
-        child = _child_run(parent_id, point, method, config)
-        try:
-            if method == gen_curve.FEW_SHOT:
-                row = gen_curve.few_shot_point(sampled, config, point)
-            else:
-                row = gen_curve.train_point(sampled, config, method, point, workroot, min_steps)
-        except Exception as err:
-            row = {**gen_curve.point_fields(point, sampled), "method": method}
-            row["error"] = f"{err}"[:500]
-            tracking.set_tags(child, {"error": f"{type(err).__name__}: {err}"[:4000]})
-            tracking.client().set_terminated(child, "FAILED")
-            logger.warning("%s %s failed: %s", method, point.name, err)
-        else:
-            _record(child, row)
-            tracking.client().set_terminated(child, "FINISHED")
-            logger.info("%s %s: %s %.4f", method, point.name, metric, row.get(metric, float("nan")))
-        rows.append({**row, "mlflow_run_id": child})
-    return rows
+
+    def score(method: str) -> dict:
+        if method == gen_curve.FEW_SHOT:
+            return gen_curve.few_shot_point(sampled, config, point)
+        return gen_curve.train_point(sampled, config, method, point, workroot, min_steps)
+
+    return _score_methods(methods, score, point, point_fields(point, sampled), config, parent_id)
 
 
 @task(cache_policy=NO_CACHE, **transient())

@@ -25,7 +25,14 @@ from pathlib import Path
 import numpy as np
 
 from components.config import ConfigError, PipelineConfig
-from components.curve import FULL, CurvePoint, method_config, point_config, sample_indices
+from components.curve import (
+    FULL,
+    CurvePoint,
+    fit_point,
+    method_config,
+    point_fields,
+    sample_indices,
+)
 from components.generative.examples import ChatExamples
 from components.generative.templating import reference
 
@@ -123,12 +130,6 @@ def _decoding(config: PipelineConfig, labels: list[str] | None = None):
     return decoding(config, labels)
 
 
-def point_fields(point: CurvePoint, sampled: ChatExamples) -> dict:
-    from components.curve import k_label
-
-    return {"k": k_label(point.k), "seed": point.seed, "train_examples": len(sampled.train)}
-
-
 def few_shot_point(sampled: ChatExamples, config: PipelineConfig, point: CurvePoint) -> dict:
     """The few-shot row of one point: up to `generation.few_shot` shots from its sample."""
     shots = min(config.generation.few_shot, len(sampled.train))
@@ -151,25 +152,11 @@ def train_point(
     workroot: Path,
     min_steps: int = 0,
 ) -> dict:
-    """Select, train and score one method at one point through the generation objective,
-    as the pipeline does (folders keyed like its runs: an interrupted curve resumes)."""
-    from components.objectives import Baselines, objective_for
+    """One trained method at one point through the generation objective (no baseline state:
+    a causal LM's training starts from the base model)."""
+    from components.objectives import Baselines
 
-    cfg = point_config(config, method, point, len(sampled.train), min_steps)
-    objective = objective_for(cfg)
-    selection = objective.select(sampled, Baselines({}), cfg)
-    workdir = Path(workroot) / objective.training_key(sampled, cfg)
-    trained = objective.train(sampled, selection, Baselines({}), cfg, workdir)
-    scored = objective.evaluate(Path(trained.bundle_dir), sampled, cfg)
-    return {
-        **point_fields(point, sampled),
-        "method": method,
-        **scores(scored.metrics),
-        "trainable_params": trained.trainable_params,
-        "train_seconds": trained.train_seconds,
-        "best_epoch": trained.best_epoch,
-        "epochs": cfg.training.epochs,
-    }
+    return fit_point(sampled, Baselines({}), config, method, point, workroot, min_steps, scores)
 
 
 def classes(examples: ChatExamples) -> int:
