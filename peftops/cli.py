@@ -239,15 +239,12 @@ def run_curve(
     _hide_tracebacks((DataValidationError, DataLoadError, ModelLoadError, ConfigError))
     try:  # bad k or method names fail here, before any server starts
         from components.curve import check_methods, parse_ks, plan_points
+        from components.generative import curve as gen_curve
 
         plan_points(parse_ks(ks), seeds, seeds_up_to)
         if methods is not None:
-            check_methods(config, methods)
-        if config.task != "classification":
-            raise ConfigError(
-                "peftops curve covers classification; the generative few-shot "
-                "curve is not implemented"
-            )
+            check = gen_curve.check_methods if config.task == "generation" else check_methods
+            check(config, methods)
     except ConfigError as err:
         raise _fail(str(err), EXIT_CONFIG) from None
     try:

@@ -147,6 +147,9 @@ def test_curve_flow_logs_a_parent_run_with_a_child_per_point_and_method(workspac
         (["--k", "1,0"], "positive integer or 'all'"),
         (["--seeds", "0"], "seeds must be at least 1"),
         (["--methods", "probe,lorra"], "method.name"),
+        (["--methods", "few-shot,lora"], "method.name"),  # few-shot: generation presets only
+        (["--preset", "finance-assistant", "--methods", "probe,lora"], "few-shot,lora,full"),
+        (["--preset", "finance-assistant", "--methods", "zero-shot"], "k = 0 reference"),
     ],
 )
 def test_curve_command_refuses_bad_k_seeds_and_methods_before_running(args, message):
@@ -154,7 +157,10 @@ def test_curve_command_refuses_bad_k_seeds_and_methods_before_running(args, mess
 
     from peftops.cli import app
 
-    result = CliRunner().invoke(app, ["curve", "finance", *args])
+    preset = "finance"
+    if args[0] == "--preset":
+        preset, args = args[1], args[2:]
+    result = CliRunner().invoke(app, ["curve", preset, *args])
     assert result.exit_code == 2
     assert message in result.output
     assert "Traceback" not in result.output

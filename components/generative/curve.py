@@ -95,6 +95,11 @@ def check_methods(config: PipelineConfig, methods: Sequence[str]) -> list[str]:
                 )
         elif method == ZERO_SHOT:
             raise ConfigError("zero-shot is the curve's k = 0 reference, computed once")
+        elif method == "probe":
+            raise ConfigError(
+                "probe is the classifier's baseline; a generation preset's is few-shot "
+                "(e.g. --methods few-shot,lora,full)"
+            )
         else:
             method_config(config, method)
     return list(dict.fromkeys(methods))
