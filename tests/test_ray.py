@@ -26,6 +26,9 @@ pytestmark = pytest.mark.skipif(
     reason='needs the ray extra: pip install "peftops[ray]"',
 )
 RAY = str(Path(sys.executable).parent / "ray")
+# one token for every cluster of this session: the ray module keeps the token it first read,
+# so a second cluster with a new token would refuse this process's next connection
+TOKEN = secrets.token_hex(16)
 
 
 def _free_port() -> int:
@@ -36,13 +39,13 @@ def _free_port() -> int:
 
 @pytest.fixture()
 def ray_cluster(monkeypatch):
-    """A one-node Ray cluster with 2 CPUs and token auth (a token made for the test, shared by
-    the cluster and the driver through the environment), stopped after the test. Started
+    """A one-node Ray cluster with 2 CPUs and token auth (a token made for the test session,
+    shared by the cluster and the driver through the environment), stopped after the test. Started
     before the test's workspace exists: the run tells the workers where to log and write."""
     port = _free_port()
     temp = Path("/tmp") / f"ray-{os.getpid()}"  # Ray's socket paths must stay short
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
-    monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(16))
+    monkeypatch.setenv("RAY_AUTH_TOKEN", TOKEN)
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
     started = subprocess.run(
         [
