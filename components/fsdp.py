@@ -37,6 +37,11 @@ def check_fsdp(config) -> None:
             "(FSDP shards each block's parameters as one flat tensor of one dtype); use "
             "frozen_precision=fp32, or distributed=ddp"
         )
+    if config.method.name == "qlora":
+        raise ConfigError(
+            "method.name=qlora cannot train with training.distributed=fsdp: sharding the "
+            "4-bit base would lose its quantisation state; use distributed=ddp"
+        )
     if config.method.name == "adalora":
         raise ConfigError(
             "method.name=adalora cannot train with training.distributed=fsdp: its rank "
@@ -54,7 +59,9 @@ def shard(model: nn.Module, device: torch.device) -> nn.Module:
     sharded = copy.deepcopy(model)
     world = torch.distributed.get_world_size()
     mesh = init_device_mesh(device.type, (world,))
-    for module in list(sharded.modules()):
+    # innermost first: FSDP2 wants a nested list (T5's block[i].layer) sharded before the
+    # block holding it, and reversed pre-order puts every module after its descendants
+    for module in reversed(list(sharded.modules())):
         if isinstance(module, nn.ModuleList):
             for block in module:
                 if any(True for _ in block.parameters()):
@@ -71,11 +78,12 @@ def remap_param_groups(groups: list[dict], model: nn.Module, sharded: nn.Module)
     return [{**g, "params": [params[names[id(p)]] for p in g["params"]]} for g in groups]
 
 
-def _options():
+def _options(**extra):
     from torch.distributed.checkpoint.state_dict import StateDictOptions
 
-    # every process gets the full tensors (each keeps an unsharded host model in step)
-    return StateDictOptions(full_state_dict=True, cpu_offload=False)
+    # every process gets the full tensors (each keeps an unsharded host model in step); the
+    # frozen ones never change, so they are never gathered (a whole model on every device)
+    return StateDictOptions(full_state_dict=True, cpu_offload=False, **extra)
 
 
 def gather_into(sharded: nn.Module, model: nn.Module) -> None:
@@ -84,7 +92,7 @@ def gather_into(sharded: nn.Module, model: nn.Module) -> None:
     from torch.distributed.checkpoint.state_dict import get_model_state_dict
 
     trained = {n for n, p in model.named_parameters() if p.requires_grad}
-    full = get_model_state_dict(sharded, options=_options())
+    full = get_model_state_dict(sharded, options=_options(ignore_frozen_params=True))
     model.load_state_dict({k: v for k, v in full.items() if k in trained}, strict=False)
 
 
@@ -127,4 +135,6 @@ def load_optimizer_state(sharded: nn.Module, optimizer: torch.optim.Optimizer, s
             {**g, "params": [names[i] for i in g["params"]]} for g in state["param_groups"]
         ],
     }
-    set_optimizer_state_dict(sharded, optimizer, by_name, options=_options())
+    # not strict: a trainable tensor that never had a gradient (an unused pooler under full
+    # fine-tuning) has no AdamW state in any strategy's checkpoint
+    set_optimizer_state_dict(sharded, optimizer, by_name, options=_options(strict=False))

@@ -49,7 +49,7 @@ def class_of(conversation: list[dict], examples: ChatExamples) -> str:
             answer_object = json.loads(answer)
             field = examples.fields[0] if examples.fields else next(iter(answer_object))
             value = answer_object.get(field)
-        except (ValueError, AttributeError, StopIteration):  # not a JSON object: own class
+        except (ValueError, AttributeError, TypeError, StopIteration):  # not an object
             return "<invalid>"
         return json.dumps(value, sort_keys=True)
     return ""
