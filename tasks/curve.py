@@ -85,14 +85,23 @@ def _child_run(parent_id: str, point: CurvePoint, method: str, config: PipelineC
     return run.info.run_id
 
 
-_NOT_SCORES = ("seed", "train_examples", "trainable_params", "train_seconds", "best_epoch")
+# a row's numbers that describe the point, not its test scores (logged without `test.`)
+_NOT_SCORES = (
+    "train_examples",
+    "trainable_params",
+    "train_seconds",
+    "best_epoch",
+    "epochs",
+    "shots",
+)
 
 
 def _record(child: str, row: dict) -> None:
     tracking.log_params(child, {k: row[k] for k in ("k", "seed", "method", "train_examples")})
     numbers = {k: v for k, v in row.items() if isinstance(v, int | float) and k != "seed"}
-    scores = {k for k in numbers if k not in _NOT_SCORES and k not in ("epochs", "shots")}
-    tracking.log_metrics(child, {f"test.{k}" if k in scores else k: v for k, v in numbers.items()})
+    tracking.log_metrics(
+        child, {k if k in _NOT_SCORES else f"test.{k}": v for k, v in numbers.items()}
+    )
 
 
 def _score_methods(

@@ -118,11 +118,8 @@ def run_speed_benchmark(
             device,
             Path(tmp),
             device_name=device_name,
+            **{k: v for k, v in (("base_model", base_model), ("gen_model", gen_model)) if v},
         )
-        if base_model:
-            ctx.base_model = base_model
-        if gen_model:
-            ctx.gen_model = gen_model
         log(
             f"{ctx.mode} mode, {threads} torch threads, device {device} {device_name}, "
             f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}; "
