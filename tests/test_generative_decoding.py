@@ -211,6 +211,45 @@ def test_decoding_constrained_to_choices_spells_one_of_them(tiny_chat_model, smo
     assert DecodingSettings(choices=choices).as_tags()["decoding.choices"] == "5"
 
 
+# A template that writes a space before the answer (as Llama-2's does): byte-level BPE then
+# trains "Ġyes", not the "yes" a label tokenised on its own would be.
+SPACED_TEMPLATE = (
+    "{% for m in messages %}{% if m['role'] == 'user' %}User: {{ m['content'] }}\nAnswer:"
+    "{% else %} {{ m['content'] }}<|im_end|>\n{% endif %}{% endfor %}"
+)
+
+
+def test_constrained_choices_are_the_tokens_training_takes(tiny_chat_model, smollm2_tokenizer):
+    """With a template that puts a space before the answer, the constraint follows the
+    trained tokens ("Ġyes"), not the label tokenised alone; answers still read as labels."""
+    from components.generative.decoding import choice_tree
+    from components.generative.templating import encode_chat, response_token_ids
+
+    tokenizer = copy.deepcopy(smollm2_tokenizer)
+    tokenizer.chat_template = SPACED_TEMPLATE
+    alone = tokenizer("yes", add_special_tokens=False)["input_ids"]
+    spaced = tokenizer(" yes", add_special_tokens=False)["input_ids"]
+    assert alone != spaced
+    end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert response_token_ids(tokenizer, "yes") == [*spaced, end]
+    encoded = encode_chat(
+        tokenizer, [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "yes"}], 64
+    )
+    pairs = zip(encoded.input_ids, encoded.labels, strict=True)
+    assert [t for t, label in pairs if label >= 0] == [*spaced, end]
+    stops = stop_token_ids(tiny_chat_model, tokenizer)
+    tree = choice_tree(tokenizer, ["yes", "no"], stops)
+    assert spaced[0] in tree and alone[0] not in tree
+    settings = DecodingSettings(max_new_tokens=8, batch_size=2, choices=["yes", "no", "maybe"])
+    ids = generate_token_ids(tiny_chat_model, tokenizer, CONVERSATIONS[:3], settings)
+    first = choice_tree(tokenizer, settings.choices, stops)
+    assert ids and all(row and row[0] in first for row in ids), ids
+    answers = generate(tiny_chat_model, tokenizer, CONVERSATIONS[:3], settings)
+    assert set(answers) <= {"yes", "no", "maybe"}, answers
+    # ChatML (SmolLM2's own template) puts the answer after a newline: unchanged there
+    assert response_token_ids(smollm2_tokenizer, "yes")[:-1] == alone
+
+
 def test_constrain_to_labels_reaches_the_baselines_and_the_bundle(tmp_path):
     from components.config import apply_overrides, load_preset
     from components.objectives.generation import _decoding

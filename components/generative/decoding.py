@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
+from components.generative.templating import response_token_ids
+
 # End-of-turn tokens of common chat templates: generation stops at them as well as at eos,
 # because a chat model ends its answer with the turn marker, not always with eos.
 END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>")
@@ -41,21 +43,30 @@ class DecodingSettings:
         return tags
 
 
-def choice_constraint(tokenizer, choices: list[str], stops: list[int], prompt_length: int):
+def choice_tree(tokenizer, choices: list[str], stops: list[int]) -> dict:
+    """A prefix tree of the choices' token ids as training sees them after the template's
+    assistant header (`response_token_ids`, end-of-turn tokens dropped); `None` marks where
+    a choice is complete and a stop may follow."""
+    tree: dict = {}
+    for choice in choices:
+        ids = response_token_ids(tokenizer, choice)
+        while ids and ids[-1] in stops:
+            ids = ids[:-1]
+        node = tree
+        for token in ids:
+            node = node.setdefault(token, {})
+        node[None] = True
+    return tree
+
+
+def choice_constraint(tree: dict, stops: list[int], prompt_length: int):
     """A `prefix_allowed_tokens_fn` for transformers' `generate`: after the prompt (left
-    padded to `prompt_length` columns) only token sequences spelling one of `choices` may
-    follow, then a stop token. transformers masks every other token's logit, so greedy
-    decoding picks the most likely choice token by token (a prefix tree of the choices'
-    tokenisations, as they are tokenised after the template's assistant header).
+    padded to `prompt_length` columns) only token sequences spelling one of the choices in
+    `tree` may follow, then a stop token. transformers masks every other token's logit, so
+    greedy decoding picks the most likely choice token by token.
 
     Written here because transformers has no closed-set constraint with a stop (its
     `constraints`/`force_words_ids` need beam search and do not stop after the word)."""
-    tree: dict = {}
-    for choice in choices:
-        node = tree
-        for token in tokenizer(choice, add_special_tokens=False)["input_ids"]:
-            node = node.setdefault(token, {})
-        node[None] = True  # a complete choice: stopping is allowed here
     stop_ids = list(stops)
 
     def allowed(_batch: int, ids: torch.Tensor) -> list[int]:
@@ -142,6 +153,7 @@ def generate_token_ids(
     stops = stop_token_ids(model, tokenizer)
     device = _device(model)
     results: list[list[int]] = [[] for _ in encoded]
+    tree = choice_tree(tokenizer, settings.choices, stops) if settings.choices else None
     with _left_padding(tokenizer), _eval_mode(model), torch.inference_mode():
         for start in range(0, len(order), settings.batch_size):
             chunk = order[start : start + settings.batch_size]
@@ -150,10 +162,8 @@ def generate_token_ids(
             )
             input_ids = batch["input_ids"].to(device)
             constraint = None
-            if settings.choices:
-                constraint = choice_constraint(
-                    tokenizer, settings.choices, stops, input_ids.shape[1]
-                )
+            if tree is not None:
+                constraint = choice_constraint(tree, stops, input_ids.shape[1])
             output = model.generate(
                 input_ids=input_ids,
                 attention_mask=batch["attention_mask"].to(device),

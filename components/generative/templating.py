@@ -281,6 +281,18 @@ def encode_chat(
     return EncodedChat(ids, labels, full_length, trainable, "; ".join(notes) or None)
 
 
+def response_token_ids(tokenizer: Any, response: str) -> list[int]:
+    """The token ids training takes `response` as, when it is an assistant answer: the
+    trained tokens of a one-exchange conversation, end-of-turn marker included. A response
+    tokenised on its own can differ (a template that writes a space before the answer makes
+    byte-level BPE spell "Ġyes", not "yes"; SentencePiece adds "▁")."""
+    messages = [{"role": "user", "content": "?"}, {"role": "assistant", "content": response}]
+    layout = _layout(tokenizer, messages, train_on_prompt=False)
+    pairs = zip(layout.ids, layout.labels, strict=True)
+    trained = [t for t, label in pairs if label != IGNORE_INDEX]
+    return trained or _tokenize(tokenizer, [response])[0]
+
+
 def token_counts(
     tokenizer: Any, max_length: int, train_on_prompt: bool = False
 ) -> Callable[[list[dict]], tuple[int, int]]:
