@@ -4,7 +4,8 @@ A space maps dotted config keys to either a list of choices (categorical) or a r
 `{low, high, log}` (float, or int when both bounds are ints). `--grid key=v1,v2` gives
 choices, parsed like `--set` values. A space of choices only is searched exhaustively
 (every combination once, in a seeded order); one with ranges by a seeded TPE sampler. Both prune
-hopeless trials with a MedianPruner on the per-epoch validation loss.
+hopeless trials with a MedianPruner on the per-epoch validation loss, compared at equal
+fractions of each trial's schedule (`schedule_step`).
 """
 
 from __future__ import annotations
@@ -110,6 +111,14 @@ def check_keys(config: PipelineConfig, space: dict[str, Param]) -> None:
 
 def _pruner() -> Any:
     return _optuna().pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
+
+
+def schedule_step(epoch: int, epochs: int) -> int:
+    """The step a trial reports its epoch's validation loss at: the percent of its own
+    schedule done. Optuna's pruners compare trials at equal steps only, so a trial is judged
+    against trials at the same point of their warm-up and decay (a 3-epoch trial's first
+    epoch is not held against a 1-epoch trial's finished schedule)."""
+    return round(100 * epoch / max(epochs, 1))
 
 
 def _storage(path: Path) -> Any:

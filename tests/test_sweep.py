@@ -168,3 +168,26 @@ def test_a_hopeless_trial_is_pruned_on_validation_loss(workspace, tiny_bert):
     # pruned after its first epoch: one validation loss logged of two epochs
     assert len(tracking.client().get_metric_history(pruned["run_id"], "val_loss")) == 1
     assert out["best"]["overrides"] != pruned["overrides"]
+
+
+def test_the_pruner_compares_trials_at_the_same_point_of_their_schedules():
+    """A 3-epoch trial's first epoch (33 %) is not compared with 2-epoch trials (50 %,
+    100 %); a 2-epoch trial worse than the median at 50 % is pruned."""
+    import optuna
+
+    from components import sweep
+
+    assert [sweep.schedule_step(e, 3) for e in (1, 2, 3)] == [33, 67, 100]
+    assert sweep.schedule_step(1, 1) == sweep.schedule_step(2, 2) == 100
+    study = optuna.create_study(direction="maximize", pruner=sweep._pruner())
+    for loss in (0.5, 0.6):  # two finished 2-epoch trials (the study maximises -loss)
+        trial = study.ask()
+        for epoch in (1, 2):
+            trial.report(-loss / epoch, sweep.schedule_step(epoch, 2))
+        study.tell(trial, -loss / 2)
+    longer = study.ask()
+    longer.report(-5.0, sweep.schedule_step(1, 3))  # far worse, but nothing to compare at 33
+    assert not longer.should_prune()
+    worse = study.ask()
+    worse.report(-5.0, sweep.schedule_step(1, 2))
+    assert worse.should_prune()
