@@ -52,20 +52,18 @@ def run_trial(
     row: dict = {"number": number, "run_id": run_id, "overrides": overrides, "method": "?"}
     row["worker"] = f"{socket.gethostname()}:{os.getpid()}"  # where it ran (a Ray worker...)
 
-    epochs = [base.training.epochs]  # this trial's, once its overrides are applied
-
-    def on_epoch_end(record: dict) -> None:
+    def on_epoch_end(record: dict) -> None:  # called by training, after `config` is set
         tracking.log_metrics(
             run_id, {k: v for k, v in record.items() if k != "epoch"}, step=record["epoch"]
         )
-        trial.report(-record["val_loss"], sweep.schedule_step(record["epoch"], epochs[0]))
+        step = sweep.schedule_step(record["epoch"], config.training.epochs)
+        trial.report(-record["val_loss"], step)
         if trial.should_prune():
             raise optuna.TrialPruned(f"pruned at epoch {record['epoch']}")
 
     try:
         config = apply_overrides(base, overrides)  # a bad combination fails this trial only
         row["method"] = config.method.name
-        epochs[0] = config.training.epochs
         tracking.log_params(run_id, config.model_dump())
         with concurrency(TRAINING_LIMIT, occupy=1, strict=False):
             row["started"] = time.time()
