@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import (
     accuracy_score,
+    cohen_kappa_score,
     confusion_matrix,
     f1_score,
     precision_recall_fscore_support,
@@ -17,7 +20,11 @@ from sklearn.metrics import (
 def classification_metrics(
     y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]
 ) -> dict:
-    """Accuracy, macro-F1 and per-class precision/recall/F1/support (all label ids counted)."""
+    """Accuracy, macro-F1, Cohen's kappa and per-class precision/recall/F1/support (all label
+    ids counted). Kappa is agreement beyond what the two label distributions give by chance:
+    0 for a model that answers the majority class always, or guesses from the class prior
+    without reading the input, however its accuracy reads; an unknown prediction (id -1) is
+    its own category, a disagreement."""
     ids = list(range(len(labels)))
     precision, recall, f1, support = precision_recall_fscore_support(
         y_true, y_pred, labels=ids, zero_division=0
@@ -34,8 +41,17 @@ def classification_metrics(
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)) if len(y_true) else 0.0,
         "macro_f1": float(f1_score(y_true, y_pred, labels=ids, average="macro", zero_division=0)),
+        "kappa": _kappa(y_true, y_pred, ids),
         "per_class": per_class,
     }
+
+
+def _kappa(y_true: Sequence[int], y_pred: Sequence[int], ids: list[int]) -> float:
+    if not len(y_true):
+        return 0.0
+    with warnings.catch_warnings():  # one label in all (chance agreement 1): no skill, 0
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        return float(cohen_kappa_score(y_true, y_pred, labels=[*ids, -1], replace_undefined_by=0.0))
 
 
 def min_recall(metrics: dict) -> float:

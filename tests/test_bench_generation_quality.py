@@ -67,6 +67,7 @@ def test_generation_rows_run_through_the_objective(tmp_path, monkeypatch, tiny_c
             assert 0.0 <= r[key] <= 1.0, (key, r)
         # an output is either a label or invalid: accuracy cannot exceed the valid share
         assert r["accuracy"] <= 1.0 - r["invalid_output_rate"] + 1e-9
+        assert -1.0 <= r["kappa"] <= 1.0
         assert r["peak_rss_mb"] > 0
     assert by["base_k_shot"]["shots"] == 2
     assert by["base_zero_shot"]["trainable_params"] == 0

@@ -27,6 +27,22 @@ def test_metrics_per_class_and_unknown_predictions():
     assert m["per_class"]["c"]["support"] == 2
     assert min_recall(m) == pytest.approx(0.5)
     assert 0 < m["macro_f1"] < 1
+    # agreement 4/6 against chance 10/36 (the unknown guess is its own category)
+    assert m["kappa"] == pytest.approx((4 / 6 - 10 / 36) / (1 - 10 / 36))
+
+
+def test_kappa_gives_no_credit_for_the_class_prior():
+    truth = [0] * 55 + [1] * 34 + [2] * 11
+    majority = classification_metrics(truth, [0] * 100, LABELS)
+    assert majority["accuracy"] == pytest.approx(0.55)
+    assert majority["kappa"] == 0.0
+    # guesses with the prior's shares, shuffled against the truth: accuracy ~ sum p^2, kappa ~ 0
+    guesses = classification_metrics(
+        truth, list(np.random.default_rng(0).permutation(truth)), LABELS
+    )
+    assert guesses["kappa"] == pytest.approx(0.0, abs=0.15)
+    assert classification_metrics(truth, truth, LABELS)["kappa"] == 1.0
+    assert classification_metrics([0, 0], [0, 0], LABELS)["kappa"] == 0.0  # undefined: no skill
 
 
 def test_confusion_matrix_png(tmp_path):

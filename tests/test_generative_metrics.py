@@ -89,6 +89,7 @@ def test_label_metrics_counts_outputs_outside_the_set_as_invalid_and_wrong():
     assert m["per_class"]["negative"]["recall"] == 0.0
     assert m["per_class"]["neutral"]["f1"] == 1.0
     assert m["macro_f1"] == pytest.approx((2 / 3 + 0 + 1) / 3)
+    assert m["kappa"] == pytest.approx((2 / 4 - 4 / 16) / (1 - 4 / 16))  # chance 4/16
 
 
 def test_label_metrics_refuses_references_outside_the_set_and_clashing_labels():
@@ -148,6 +149,7 @@ def test_generation_metrics_is_flat_and_has_invalid_output_rate_always():
     m = generation_metrics(["positive", "maybe"], ["positive", "negative"], labels=LABELS)
     assert m["accuracy"] == 0.5 and m["invalid_output_rate"] == 0.5
     assert m["min_recall"] == 0.0
+    assert m["kappa"] == pytest.approx(1 / 3)  # agreement 1/2 against chance 1/4
     assert all(isinstance(v, float) for v in m.values())
 
     refs = [json.dumps({"intent": i}) for i in ["refund", "cancel", "refund", "cancel"]]

@@ -213,7 +213,7 @@ def generation_metrics(
     expect_json: bool = False,
 ) -> dict[str, float]:
     """One flat dict of scalars: exact_match, token_f1, rouge_l and invalid_output_rate always;
-    accuracy/macro_f1/min_recall with `labels`; json_valid_rate, field.<name>,
+    accuracy/macro_f1/kappa/min_recall with `labels`; json_valid_rate, field.<name>,
     field.<name>.macro_f1 (closed-set fields) and all_fields_accuracy with `expect_json`."""
     if labels is not None and expect_json:
         raise ValueError("a closed label set and JSON outputs cannot both be expected")
@@ -225,7 +225,7 @@ def generation_metrics(
     }
     if labels is not None:
         scored = label_metrics(preds, refs, labels)
-        result |= {k: scored[k] for k in ("accuracy", "macro_f1", "invalid_output_rate")}
+        result |= {k: scored[k] for k in ("accuracy", "macro_f1", "kappa", "invalid_output_rate")}
         result["min_recall"] = min_recall(scored)
     if expect_json:
         scored = json_metrics(preds, refs)

@@ -153,7 +153,15 @@ def _dir_bytes(folder: Path) -> int:
 
 
 def _metric_row(metrics: dict) -> dict:
-    keys = ("accuracy", "macro_f1", "exact_match", "rouge_l", "perplexity", "invalid_output_rate")
+    keys = (
+        "accuracy",
+        "macro_f1",
+        "kappa",  # agreement beyond chance: 0 for answering from the class prior alone
+        "exact_match",
+        "rouge_l",
+        "perplexity",
+        "invalid_output_rate",
+    )
     return {k: (round(metrics[k], 4) if k in metrics else None) for k in keys}
 
 
@@ -377,7 +385,10 @@ def _fmt(value: Any) -> str:
 def _print_table(rows: list[dict], seconds: float, dataset: str, long_answer: bool) -> None:
     """A readable table on stderr, with the published anchors under PubMedQA's decision."""
     out = sys.stderr
-    print(f"\n{'row':<18}{'acc':>8}{'F1':>8}{'EM':>8}{'R-L':>8}{'ppl':>9}{'invalid':>9}", file=out)
+    print(
+        f"\n{'row':<18}{'acc':>8}{'F1':>8}{'kappa':>8}{'EM':>8}{'R-L':>8}{'ppl':>9}{'invalid':>9}",
+        file=out,
+    )
     for r in rows:
         name = r.get("config", r["method"])
         if "error" in r:
@@ -386,7 +397,7 @@ def _print_table(rows: list[dict], seconds: float, dataset: str, long_answer: bo
         ppl = "—" if r.get("perplexity") is None else f"{r['perplexity']:.2f}"
         print(
             f"{name:<18}{_fmt(r.get('accuracy')):>8}{_fmt(r.get('macro_f1')):>8}"
-            f"{_fmt(r.get('exact_match')):>8}{_fmt(r.get('rouge_l')):>8}{ppl:>9}"
+            f"{_fmt(r.get('kappa')):>8}{_fmt(r.get('exact_match')):>8}{_fmt(r.get('rouge_l')):>8}{ppl:>9}"
             f"{_fmt(r.get('invalid_output_rate')):>9}",
             file=out,
         )
