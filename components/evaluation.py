@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,8 +23,8 @@ def classification_metrics(
 ) -> dict:
     """Accuracy, macro-F1, Cohen's kappa and per-class precision/recall/F1/support (all label
     ids counted). Kappa is agreement beyond what the two label distributions give by chance:
-    0 for a model that answers the majority class always, or guesses from the class prior
-    without reading the input, however its accuracy reads; an unknown prediction (id -1) is
+    0 for a model that always gives one answer, about 0 for one that guesses from the class
+    prior without reading the input, however their accuracy reads; an unknown prediction (id -1) is
     its own category, a disagreement."""
     ids = list(range(len(labels)))
     precision, recall, f1, support = precision_recall_fscore_support(
@@ -49,9 +50,13 @@ def classification_metrics(
 def _kappa(y_true: Sequence[int], y_pred: Sequence[int], ids: list[int]) -> float:
     if not len(y_true):
         return 0.0
-    with warnings.catch_warnings():  # one label in all (chance agreement 1): no skill, 0
+    # One label in all (chance agreement 1) leaves kappa undefined: no skill shown, 0. By hand
+    # rather than `replace_undefined_by`, which needs scikit-learn >= 1.9.
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", UndefinedMetricWarning)
-        return float(cohen_kappa_score(y_true, y_pred, labels=[*ids, -1], replace_undefined_by=0.0))
+        warnings.simplefilter("ignore", RuntimeWarning)  # older versions divide 0 by 0
+        kappa = float(cohen_kappa_score(y_true, y_pred, labels=[*ids, -1]))
+    return 0.0 if math.isnan(kappa) else kappa
 
 
 def min_recall(metrics: dict) -> float:
