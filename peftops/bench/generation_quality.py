@@ -156,7 +156,7 @@ def _metric_row(metrics: dict) -> dict:
     keys = (
         "accuracy",
         "macro_f1",
-        "kappa",  # agreement beyond chance: 0 for answering from the class prior alone
+        "kappa",  # agreement beyond chance: about 0 for answering from the class prior alone
         "exact_match",
         "rouge_l",
         "perplexity",
