@@ -703,7 +703,10 @@ app.add_typer(bench, name="bench")
 @bench.command("quality")
 def bench_quality(
     dataset: Annotated[
-        str, typer.Option(help="banking77 or medical_abstracts; generation: pubmedqa or banking77")
+        str,
+        typer.Option(
+            help="banking77, medical_abstracts or pubmedqa; generation: pubmedqa or banking77"
+        ),
     ] = "banking77",
     quick: Annotated[bool, typer.Option(help="Subsampled, fewer epochs (< 15 min).")] = False,
     only: Annotated[
@@ -747,10 +750,10 @@ def bench_quality(
         return
     if task != "classification":
         raise _fail(f"unknown task {task!r}; use classification or generation", EXIT_CONFIG)
-    from peftops.bench.quality import run_quality_benchmark
+    from peftops.bench.quality import FULL, run_quality_benchmark
 
-    if dataset not in ("banking77", "medical_abstracts"):
-        raise _fail(f"unknown dataset {dataset!r}; use banking77 or medical_abstracts", EXIT_CONFIG)
+    if dataset not in FULL:
+        raise _fail(f"unknown dataset {dataset!r}; use one of {', '.join(FULL)}", EXIT_CONFIG)
     run_quality_benchmark(dataset, quick=quick, only=list(only or []), threads=threads)
 
 

@@ -1,5 +1,6 @@
 """`peftops bench quality --task generation` on a tiny random Llama and a synthetic PubMedQA
-laid out like /work/shared/datasets/pubmedqa (real objective, real training, real subprocesses)."""
+laid out like /work/shared/datasets/pubmedqa (real objective, real training, real subprocesses);
+and the same PubMedQA as the classifier benchmark's dataset."""
 
 from __future__ import annotations
 
@@ -45,6 +46,31 @@ def test_pubmedqa_frames_truncate_contexts_and_keep_decisions(tmp_path):
     assert context.endswith(" …") and len(context.split()) == 11  # 10 words and the ellipsis
     long = pubmedqa_frames(mode, long_answer=True, root=root)
     assert long["test"]["response"].str.startswith("The effect was").all()
+
+
+def test_pubmedqa_is_a_classifier_dataset_too_question_first(tmp_path, monkeypatch):
+    """`bench quality --dataset pubmedqa` (the classifier): the published splits whole, the
+    question before the abstract (truncation cuts the abstract), the decision as the label."""
+    from peftops.bench.datasets import load_bench_dataset
+
+    monkeypatch.setenv("PEFTOPS_DATASETS", str(_write_pubmedqa(tmp_path)))
+    data = load_bench_dataset("pubmedqa")
+    ex = data.examples
+    assert ex.labels == ["maybe", "no", "yes"]
+    assert (len(ex.train.texts), len(ex.validation.texts), len(ex.test.texts)) == (24, 6, 9)
+    assert ex.test.texts[1].startswith("Does treatment 1 help?\nStudy 1 found a no effect")
+    assert [ex.labels[i] for i in ex.test.label_ids[:3]] == ["yes", "no", "maybe"]
+    assert data.max_length == 256
+
+
+def test_cli_names_the_classifier_datasets_when_one_is_unknown():
+    from typer.testing import CliRunner
+
+    from peftops.cli import app
+
+    result = CliRunner().invoke(app, ["bench", "quality", "--dataset", "pubmed"])
+    assert result.exit_code == 2
+    assert "use one of banking77, medical_abstracts, pubmedqa" in result.output
 
 
 def test_generation_rows_run_through_the_objective(tmp_path, monkeypatch, tiny_causal_lm, capsys):

@@ -55,11 +55,20 @@ def _split(frame: pd.DataFrame, labels: list[str]) -> TextSplit:
     return TextSplit(frame["text"].astype(str).tolist(), [index[x] for x in frame["label"]])
 
 
+def _pubmedqa_split(root: Path, split: str) -> pd.DataFrame:
+    """The question first, so truncation to the model's length cuts the abstract's end."""
+    raw = pd.read_json(root / "pubmedqa" / f"{split}.jsonl", lines=True)
+    text = raw["question"].astype(str) + "\n" + raw["context"].astype(str)
+    return pd.DataFrame({"text": text, "label": raw["decision"]})
+
+
 def load_bench_dataset(
     name: str, max_train: int | None = None, max_test: int | None = None
 ) -> BenchData:
-    """banking77 (its train/test; validation = 10% of train) or medical_abstracts (the
-    published test split, split 70/15/15 stratified); fixed seeds; optional subsampling."""
+    """banking77 (its train/test; validation = 10% of train), medical_abstracts (the
+    published test split, split 70/15/15 stratified) or pubmedqa (PQA-L's 450/50/500 as
+    published: question and abstract as one text, the yes/no/maybe decision as the label);
+    fixed seeds; optional subsampling."""
     root = datasets_dir()
     if name == "banking77":
         train = pd.read_csv(root / "banking77" / "train.csv").rename(columns={"category": "label"})
@@ -81,8 +90,15 @@ def load_bench_dataset(
         )
         val, test = train_test_split(rest, test_size=0.5, stratify=rest["label"], random_state=SEED)
         max_length = 256
+    elif name == "pubmedqa":
+        train, val, test = (
+            _pubmedqa_split(root, split) for split in ("train", "validation", "test")
+        )
+        max_length = 256  # all-MiniLM-L6-v2's training length: the question and ~180 words
     else:
-        raise ValueError(f"unknown benchmark dataset {name!r}; use banking77 or medical_abstracts")
+        raise ValueError(
+            f"unknown benchmark dataset {name!r}; use banking77, medical_abstracts or pubmedqa"
+        )
     labels = sorted(set(train["label"]))
     train, test = _stratified(train, max_train), _stratified(test, max_test)
     val = _stratified(val, max_test)

@@ -42,10 +42,12 @@ class Mode:
 QUICK = {
     "banking77": Mode(max_train=1600, max_test=1000, epochs=2, proxy_steps=20),
     "medical_abstracts": Mode(max_train=400, max_test=200, epochs=2, max_length=96, proxy_steps=10),
+    "pubmedqa": Mode(max_train=None, max_test=None, epochs=3, max_length=128, proxy_steps=10),
 }
 FULL = {
     "banking77": Mode(max_train=None, max_test=None, epochs=2),
     "medical_abstracts": Mode(max_train=None, max_test=None, epochs=2, max_length=128),
+    "pubmedqa": Mode(max_train=None, max_test=None, epochs=3),
 }
 
 # name -> config overrides; learning rates are each method's usual working range (LoRA-family
@@ -128,6 +130,7 @@ def _run_configuration(
             {
                 "accuracy": round(metrics["accuracy"], 4),
                 "macro_f1": round(metrics["macro_f1"], 4),
+                "kappa": round(metrics["kappa"], 4),
                 "trainable_params": result.trainable_params,
                 "trainable_fraction": round(result.trainable_fraction, 6),
                 "train_seconds": round(result.train_seconds, 1),
@@ -202,6 +205,7 @@ def run_quality_benchmark(
                 "selection": "none",
                 "accuracy": round(baseline.metrics["accuracy"], 4),
                 "macro_f1": round(baseline.metrics["macro_f1"], 4),
+                "kappa": round(baseline.metrics["kappa"], 4),
                 "trainable_params": int(head),
                 "trainable_fraction": round(head / _base_params(), 6),
                 "train_seconds": round(baseline.seconds, 1),
@@ -274,7 +278,7 @@ def _print_ratios(rows: list[dict], seconds: float) -> None:
     full = next((r for r in scored if r.get("config") == "full_finetune"), None)
     out = sys.stderr
     print(
-        f"\n{'configuration':<22}{'acc':>8}{'F1':>8}{'vs base':>9}{'vs full':>9}"
+        f"\n{'configuration':<22}{'acc':>8}{'F1':>8}{'kappa':>8}{'vs base':>9}{'vs full':>9}"
         f"{'train %':>10}{'adapter/model':>15}",
         file=out,
     )
@@ -284,7 +288,8 @@ def _print_ratios(rows: list[dict], seconds: float) -> None:
         vs_full = r["accuracy"] - full["accuracy"] if full else float("nan")
         share = r["adapter_bytes"] / r["model_bytes"] if r.get("model_bytes") else float("nan")
         print(
-            f"{name:<22}{r['accuracy']:>8.4f}{r['macro_f1']:>8.4f}{vs_base:>+9.4f}"
+            f"{name:<22}{r['accuracy']:>8.4f}{r['macro_f1']:>8.4f}{r['kappa']:>+8.4f}"
+            f"{vs_base:>+9.4f}"
             f"{vs_full:>+9.4f}{100 * r['trainable_fraction']:>9.3f}%{100 * share:>14.2f}%",
             file=out,
         )
