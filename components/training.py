@@ -406,9 +406,10 @@ def fit(
 
     In a process a launcher started (`components.distributed.train_worker`), the model is
     wrapped in DDP by accelerate and every global batch of `training.batch_size` rows is split
-    between the processes. Rank 0 alone validates, writes checkpoints (the unwrapped model's
-    tensors: any number of processes resumes from them), calls `on_epoch_end` and restores
-    the best epoch; the others only train."""
+    between the processes. Rank 0 alone validates (under FSDP every rank takes part, on the
+    sharded copy), writes checkpoints (the unwrapped model's tensors: any number of processes
+    resumes from them), calls `on_epoch_end` and restores the best epoch; the others only
+    train."""
     cfg = config.training
     model = recipe.model
     ckpt_root = Path(workdir) / "checkpoints"
@@ -534,10 +535,13 @@ def fit(
         seconds = time.perf_counter() - started
         cpu_seconds = time.process_time() - cpu_started  # robust to other jobs on the machine
         train_time += seconds
+        # FSDP: every rank validates the sharded copy on its device (its forward is a
+        # collective); the host copy would run the whole model on the CPU, however large
+        scores = recipe.validate(trained if fsdp else model) if main or fsdp else {}
         record = {
             "epoch": epoch,
             "train_loss": loss_sum / recipe.train_size,
-            **(recipe.validate(model) if main else {}),
+            **(scores if main else {}),
             "seconds": seconds,
             "samples_per_second": recipe.train_size / seconds,
             "cpu_seconds": cpu_seconds,

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import torch
 from mlflow import MlflowClient
 from safetensors.torch import load_file
 
@@ -474,6 +475,86 @@ def fsdp_shard_worker(job: dict) -> dict:
         "local": local,
         "total": sum(p.numel() for p in model.parameters()),
         "gathered_equal": equal,
+    }
+
+
+def test_fsdp_validates_the_sharded_copy_on_every_rank(tmp_path):
+    """Under FSDP every rank runs validation on the sharded copy (a collective forward on the
+    device that trained it, not rank 0 alone on its host copy); rank 0's scores are the
+    returned host model's own."""
+    config = apply_overrides(
+        load_preset("custom"),
+        [
+            "training.epochs=1",
+            "training.num_processes=2",
+            "training.distributed=fsdp",
+            "training.precision=fp32",
+            "training.warmup_ratio=0",
+        ],
+    )
+    job = distributed.TrainJob(
+        config=config.model_dump(mode="json"), inputs="", workdir=str(tmp_path)
+    )
+    reports = distributed.launch(job, 2, worker=fsdp_validation_worker)
+    assert [r["validated"] for r in reports] == [["sharded"], ["sharded"]]
+    first = reports[0]
+    assert first["history"][0]["val_loss"] == pytest.approx(first["host_val_loss"], rel=1e-6)
+    assert "val_loss" not in reports[1]["history"][0]  # rank 1 took part, rank 0 records
+
+
+class _Blocks(torch.nn.Module):
+    """Embeddings, a list of blocks (FSDP's units) and a head: the shape `fsdp.shard` cuts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = torch.nn.Embedding(16, 8)
+        self.blocks = torch.nn.ModuleList(torch.nn.Linear(8, 8) for _ in range(2))
+        self.head = torch.nn.Linear(8, 2)
+
+    def forward(self, input_ids, attention_mask):
+        x = self.embed(input_ids).mean(1)
+        for block in self.blocks:
+            x = torch.tanh(block(x))
+        return self.head(x)
+
+
+def fsdp_validation_worker(job: dict) -> dict:
+    from torch.distributed.fsdp import FSDPModule
+    from torch.nn.functional import cross_entropy
+
+    from components.config import PipelineConfig
+    from components.training import Recipe, fit
+
+    torch.manual_seed(0)
+    model = _Blocks()
+    ids = torch.randint(0, 16, (8, 5))
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids[:, 0] % 2}
+    validated = []
+
+    def validate(m: torch.nn.Module) -> dict:
+        validated.append("sharded" if isinstance(m, FSDPModule) else "host")
+        with torch.no_grad():
+            out = m(batch["input_ids"], batch["attention_mask"])
+        return {"val_loss": float(cross_entropy(out, batch["labels"]))}
+
+    recipe = Recipe(
+        model=model,
+        param_groups=[{"params": list(model.parameters()), "lr": 0.1}],
+        train_size=8,
+        steps_per_epoch=1,
+        batches=lambda epoch: [batch],
+        forward=lambda m, b, d: m(b["input_ids"].to(d), b["attention_mask"].to(d)),
+        loss=lambda out, b, d: cross_entropy(out, b["labels"].to(d)),
+        validate=validate,
+        best_key=lambda h: (-h["val_loss"],),
+    )
+    config = PipelineConfig.model_validate(job["config"])
+    trained, result = fit(config, recipe, job["workdir"], resume=False)
+    during = list(validated)
+    return {
+        "validated": during,
+        "history": result.history,
+        "host_val_loss": validate(trained)["val_loss"],
     }
 
 

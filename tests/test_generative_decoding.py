@@ -155,8 +155,10 @@ def test_sequence_nll_equals_a_direct_computation(tiny_chat_model, smollm2_token
         _batch(smollm2_tokenizer, [("Hi", "Hello there!"), ("Capital of France?", "Paris")]),
         _batch(smollm2_tokenizer, [("2+2?", "4")]),
     ]
+    from components.generative.bundle import CausalLM
+
     tiny_chat_model.train()
-    total, count = sequence_nll(tiny_chat_model, batches)
+    total, count = sequence_nll(CausalLM(tiny_chat_model), batches)
     assert tiny_chat_model.training  # the caller's mode is restored
 
     tiny_chat_model.eval()
@@ -176,7 +178,7 @@ def test_sequence_nll_equals_a_direct_computation(tiny_chat_model, smollm2_token
             hf = tiny_chat_model(**batch).loss
             scored = int((batch["labels"][:, 1:] != -100).sum())
             assert float(hf) * scored == pytest.approx(
-                sequence_nll(tiny_chat_model, [batch])[0], rel=1e-5
+                sequence_nll(CausalLM(tiny_chat_model), [batch])[0], rel=1e-5
             )
     assert count == expected_count > 0
     assert total == pytest.approx(expected, rel=1e-5)

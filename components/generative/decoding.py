@@ -193,8 +193,13 @@ def generate(
 def sequence_nll(model, batches: Iterable[dict]) -> tuple[float, int]:
     """Summed negative log-likelihood (nats) of the label tokens (!= -100) and their count.
 
-    Batches are dicts with input_ids, attention_mask and labels aligned with input_ids (as the
-    training collator makes them); the shift to next-token targets happens here.
+    `model` is a `bundle.CausalLM` (wrap a transformers model in one). Called as a module with
+    the labels, it returns the next-token logits of the scored positions only: the LM head
+    and its fp32 copy never cover batch × length × vocabulary (GBs at evaluation batch sizes
+    and a 49k vocabulary), prompt tuning's virtual tokens are left out, and an FSDP-sharded
+    copy gathers its root's weights (a direct call to its backbone would skip that). Batches
+    are dicts with input_ids, attention_mask and labels aligned with input_ids (as the
+    training collator makes them).
     """
     device = _device(model)
     total, count = 0.0, 0
@@ -202,13 +207,9 @@ def sequence_nll(model, batches: Iterable[dict]) -> tuple[float, int]:
         for batch in batches:
             labels = batch["labels"].to(device)
             logits = model(
-                input_ids=batch["input_ids"].to(device),
-                attention_mask=batch["attention_mask"].to(device),
-            ).logits
-            targets = labels[:, 1:]
-            scored = targets != -100
-            # Only the scored positions go to fp32: the full logits are batch × length × vocab.
-            nll = F.cross_entropy(logits[:, :-1][scored].float(), targets[scored], reduction="sum")
-            total += float(nll)
-            count += int(scored.sum())
+                batch["input_ids"].to(device), batch["attention_mask"].to(device), labels
+            )
+            targets = labels[:, 1:][labels[:, 1:] != -100]
+            total += float(F.cross_entropy(logits.float(), targets, reduction="sum"))
+            count += targets.numel()
     return total, count

@@ -119,9 +119,10 @@ def _batches(rows: list[EncodedChat], size: int, pad_id: int, **order: Any) -> I
 
 
 def _nll(model: nn.Module, rows: list[EncodedChat], pad_id: int, size: int) -> tuple[float, int]:
-    """Summed NLL of the trained tokens of `rows` and their count, in fp32 eval mode."""
+    """Summed NLL of the trained tokens of `rows` and their count, in fp32 eval mode; `model`
+    is the training's `CausalLM` (or its FSDP-sharded copy) or a transformers model."""
     batches = _batches(rows, size, pad_id, shuffle=False, seed=0, group_by_length=True)
-    return sequence_nll(model.backbone if isinstance(model, CausalLM) else model, batches)
+    return sequence_nll(model if isinstance(model, CausalLM) else CausalLM(model), batches)
 
 
 def causal_lm_recipe(
