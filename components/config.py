@@ -404,8 +404,9 @@ class TrainingConfig(_Stage):
         ge=10,
         le=86400,
         description="Longest wait of one process for the others in a collective (gloo/NCCL "
-        "timeout). Rank 0 validates and checkpoints while the others wait, so it must exceed "
-        "an epoch's validation. A process that dies ends the run at once, whatever this is.",
+        "timeout). Rank 0 checkpoints (and, but under FSDP, validates) while the others wait, "
+        "so it must exceed an epoch's validation. A process that dies ends the run at once, "
+        "whatever this is.",
     )
     launcher: Literal["local", "ray"] = Field(
         "local",

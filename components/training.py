@@ -469,7 +469,8 @@ def fit(
         ckpt_root.mkdir(parents=True)
 
     start = None
-    if recipe.start_candidate and main:
+    if recipe.start_candidate and main:  # before any sharding: under FSDP rank 0 scores this
+        # one pass on its host copy (the classifier's probe-initialised start) as the others wait
         start = _starting_point(ckpt_root, model, recipe, resumed)
     # autocast, fp16 loss scaling and backward from accelerate. One process: the model stays
     # unwrapped, as before. Distributed: forward and backward go through accelerate's DDP

@@ -533,7 +533,7 @@ def fsdp_validation_worker(job: dict) -> dict:
 
     def validate(m: torch.nn.Module) -> dict:
         validated.append("sharded" if isinstance(m, FSDPModule) else "host")
-        with torch.no_grad():
+        with torch.inference_mode():  # as the objectives' validation runs
             out = m(batch["input_ids"], batch["attention_mask"])
         return {"val_loss": float(cross_entropy(out, batch["labels"]))}
 

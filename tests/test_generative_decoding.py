@@ -159,7 +159,10 @@ def test_sequence_nll_equals_a_direct_computation(tiny_chat_model, smollm2_token
 
     tiny_chat_model.train()
     total, count = sequence_nll(CausalLM(tiny_chat_model), batches)
-    assert tiny_chat_model.training  # the caller's mode is restored
+    assert tiny_chat_model.training  # the caller's mode is restored, either way
+    tiny_chat_model.eval()
+    sequence_nll(CausalLM(tiny_chat_model), batches)
+    assert not tiny_chat_model.training
 
     tiny_chat_model.eval()
     expected, expected_count = 0.0, 0

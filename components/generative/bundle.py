@@ -17,7 +17,7 @@ from torch import nn
 
 from components.generative.decoding import DecodingSettings, generate
 from components.generative.models import load_causal_lm
-from components.generative.templating import IGNORE_INDEX, template_hash
+from components.generative.templating import IGNORE_INDEX, template_hash, trained_targets
 from components.modeling import (
     BUNDLE_FORMAT,
     MANIFEST,
@@ -37,6 +37,7 @@ class CausalLM(nn.Module):
     def __init__(self, backbone: nn.Module) -> None:
         super().__init__()
         self.backbone = backbone
+        self.training = backbone.training  # wrapping a model does not change its mode
 
     def forward(
         self,
@@ -135,12 +136,6 @@ class CausalLM(nn.Module):
         hidden = backbone.get_decoder()(input_ids=input_ids, attention_mask=attention_mask)
         keep = labels[:, 1:] != IGNORE_INDEX
         return hidden.last_hidden_state[:, :-1][keep]
-
-
-def trained_targets(labels: torch.Tensor) -> torch.Tensor:
-    """The trained next tokens, in the order of `CausalLM.trained_logits`."""
-    targets = labels[:, 1:]
-    return targets[targets != IGNORE_INDEX]
 
 
 def lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

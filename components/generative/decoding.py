@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from components.generative.templating import response_token_ids
+from components.generative.templating import response_token_ids, trained_targets
 
 # End-of-turn tokens of common chat templates: generation stops at them as well as at eos,
 # because a chat model ends its answer with the turn marker, not always with eos.
@@ -209,7 +209,7 @@ def sequence_nll(model, batches: Iterable[dict]) -> tuple[float, int]:
             logits = model(
                 batch["input_ids"].to(device), batch["attention_mask"].to(device), labels
             )
-            targets = labels[:, 1:][labels[:, 1:] != -100]
+            targets = trained_targets(labels)
             total += float(F.cross_entropy(logits.float(), targets, reduction="sum"))
             count += targets.numel()
     return total, count

@@ -410,3 +410,10 @@ def _runs(encoded: EncodedChat) -> Iterable[tuple[bool, list[int]]]:
         run.append(token)
     if run:
         yield bool(state), run
+
+
+def trained_targets(labels: torch.Tensor) -> torch.Tensor:
+    """The trained next tokens (labels shifted by one, IGNORE_INDEX left out), in the order of
+    `bundle.CausalLM.trained_logits`."""
+    targets = labels[:, 1:]
+    return targets[targets != IGNORE_INDEX]
