@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import tiny_models
+from components.generative.bundle import CausalLM
 from components.generative.decoding import (
     DecodingSettings,
     generate,
@@ -155,8 +156,6 @@ def test_sequence_nll_equals_a_direct_computation(tiny_chat_model, smollm2_token
         _batch(smollm2_tokenizer, [("Hi", "Hello there!"), ("Capital of France?", "Paris")]),
         _batch(smollm2_tokenizer, [("2+2?", "4")]),
     ]
-    from components.generative.bundle import CausalLM
-
     tiny_chat_model.train()
     total, count = sequence_nll(CausalLM(tiny_chat_model), batches)
     assert tiny_chat_model.training  # the caller's mode is restored, either way
@@ -164,7 +163,6 @@ def test_sequence_nll_equals_a_direct_computation(tiny_chat_model, smollm2_token
     sequence_nll(CausalLM(tiny_chat_model), batches)
     assert not tiny_chat_model.training
 
-    tiny_chat_model.eval()
     expected, expected_count = 0.0, 0
     with torch.no_grad():
         for batch in batches:
