@@ -14,7 +14,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
@@ -343,6 +343,27 @@ def _starting_point(root: Path, model: nn.Module, recipe: Recipe, resumed: int |
     return record
 
 
+def _validate_shared(recipe: Recipe, model: nn.Module, accelerator, device: torch.device) -> dict:
+    """Validation split between the processes: each scores a contiguous share of the rows
+    (accelerate's `split_between_processes`, padded with the last row so that every share is
+    as long: under FSDP each forward pass is a collective, so every rank must make the same
+    number), the per-row statistics are gathered with their row numbers, and rank 0
+    summarises all rows once (the others get {})."""
+    if not recipe.val_size:
+        return recipe.validate(model) if accelerator.is_main_process else {}
+    with accelerator.split_between_processes(
+        list(range(recipe.val_size)), apply_padding=True
+    ) as indices:
+        stats = recipe.score(model, indices)
+    rows = accelerator.gather(torch.tensor(indices, device=device)).cpu()
+    every: dict[str, torch.Tensor] = {}
+    for name, values in stats.items():
+        gathered = accelerator.gather(values.to(device)).cpu()
+        every[name] = torch.empty(recipe.val_size, dtype=gathered.dtype)
+        every[name][rows] = gathered  # a padded duplicate writes its row's own value again
+    return recipe.summarize(every) if accelerator.is_main_process else {}
+
+
 def _latest_checkpoint(folder: Path) -> Path | None:
     done = sorted(
         (p for p in folder.glob("epoch-*") if (p / "state.json").is_file()),
@@ -352,20 +373,25 @@ def _latest_checkpoint(folder: Path) -> Path | None:
 
 
 @torch.inference_mode()
-def predict_ids(model: PooledClassifier, data: Encoded, pad_id: int, batch_size: int) -> tuple:
-    """(predicted ids, mean loss or nan) on `data`, in input order. In fp32, as evaluation
-    and serving run, so the epoch kept is chosen on the predictions the bundle will make."""
+def predict_ids(
+    model: PooledClassifier, data: Encoded, pad_id: int, batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted ids, each row's loss or nan), in input order. In fp32, as evaluation and
+    serving run, so the epoch kept is chosen on the predictions the bundle will make."""
     model.eval()
     device = next(model.parameters()).device
     preds = np.zeros(len(data), dtype=np.int64)
-    losses = []
+    losses = np.full(len(data), np.nan)
     for batch in iter_batches(data, batch_size, pad_id):
         logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
-        preds[batch["index"].numpy()] = logits.argmax(-1).cpu().numpy()
+        index = batch["index"].numpy()
+        preds[index] = logits.argmax(-1).cpu().numpy()
         if "labels" in batch:
-            loss = nn.functional.cross_entropy(logits.float(), batch["labels"].to(device))
-            losses.append(float(loss) * len(batch["index"]))
-    return preds, (sum(losses) / len(data) if losses else float("nan"))
+            loss = nn.functional.cross_entropy(
+                logits.float(), batch["labels"].to(device), reduction="none"
+            )
+            losses[index] = loss.double().cpu().numpy()
+    return preds, losses
 
 
 @dataclass
@@ -382,7 +408,12 @@ class Recipe:
     batches: Callable[[int], Iterable[dict]]  # epoch -> batches of CPU tensors
     forward: Callable[[nn.Module, dict, torch.device], torch.Tensor]  # inside autocast
     loss: Callable[[torch.Tensor, dict, torch.device], torch.Tensor]  # outside autocast
-    validate: Callable[[nn.Module], dict]  # val_loss and the task's metrics, in fp32
+    val_size: int  # validation rows
+    # per-row statistics (1-D tensors, one value a row, in the order given) of these
+    # validation rows, in fp32 eval mode; under DDP/FSDP each process scores a share
+    score: Callable[[nn.Module, Sequence[int]], dict[str, torch.Tensor]]
+    # every validation row's statistics, in row order -> val_loss and the task's metrics
+    summarize: Callable[[dict[str, torch.Tensor]], dict]
     best_key: Callable[[dict], tuple]  # the epoch with the largest key is kept
     desc: str = "train"
     # the untrained starting point competes with the epochs (epoch 0): a classifier whose
@@ -391,6 +422,10 @@ class Recipe:
     # what `loss` is a mean over in a batch (rows; a language model: trained tokens), so a
     # batch split between processes weighs each part by its share
     units: Callable[[dict], int] = lambda b: len(b["input_ids"])
+
+    def validate(self, model: nn.Module) -> dict:
+        """Every validation row, scored in this process."""
+        return self.summarize(self.score(model, range(self.val_size)))
 
 
 def fit(
@@ -406,10 +441,10 @@ def fit(
 
     In a process a launcher started (`components.distributed.train_worker`), the model is
     wrapped in DDP by accelerate and every global batch of `training.batch_size` rows is split
-    between the processes. Rank 0 alone validates (under FSDP every rank takes part, on the
-    sharded copy), writes checkpoints (the unwrapped model's tensors: any number of processes
-    resumes from them), calls `on_epoch_end` and restores the best epoch; the others only
-    train."""
+    between the processes. Every process scores a share of the validation rows (under FSDP
+    with the sharded copy); rank 0 summarises them, writes checkpoints (the unwrapped
+    model's tensors: any number of processes resumes from them), calls `on_epoch_end` and
+    restores the best epoch."""
     cfg = config.training
     model = recipe.model
     ckpt_root = Path(workdir) / "checkpoints"
@@ -436,13 +471,13 @@ def fit(
         hold_frozen_in_bf16(model, device, cfg.precision) if cfg.frozen_precision == "bf16" else []
     )
     if frozen:  # fp32 validation would meet bf16 weights: it runs under training's autocast
-        validate = recipe.validate
+        score = recipe.score
 
-        def validate_autocast(m: nn.Module) -> dict:
+        def score_autocast(m: nn.Module, indices: Sequence[int]) -> dict[str, torch.Tensor]:
             with autocast_for(device, cfg.precision):
-                return validate(m)
+                return score(m, indices)
 
-        recipe = replace(recipe, validate=validate_autocast)
+        recipe = replace(recipe, score=score_autocast)
     steps_per_epoch = recipe.steps_per_epoch
     total_steps = steps_per_epoch * cfg.epochs
     optimizer = torch.optim.AdamW(recipe.param_groups, weight_decay=cfg.weight_decay)
@@ -536,9 +571,11 @@ def fit(
         seconds = time.perf_counter() - started
         cpu_seconds = time.process_time() - cpu_started  # robust to other jobs on the machine
         train_time += seconds
-        # FSDP: every rank validates the sharded copy on its device (its forward is a
-        # collective); the host copy would run the whole model on the CPU, however large
-        scores = recipe.validate(trained if fsdp else model) if main or fsdp else {}
+        if distributed:  # each rank scores a share; FSDP: of the sharded copy, on its device
+            # (the host copy would run the whole model on the CPU, however large)
+            scores = _validate_shared(recipe, trained if fsdp else model, accelerator, device)
+        else:
+            scores = recipe.validate(model)
         record = {
             "epoch": epoch,
             "train_loss": loss_sum / recipe.train_size,
@@ -668,11 +705,17 @@ def train_classifier(
             group_by_length=cfg.group_by_length,
         )
 
-    def validate(model: nn.Module) -> dict:
-        preds, val_loss = predict_ids(model, val_enc, pad_id, config.evaluation.batch_size)
-        metrics = classification_metrics(validation.label_ids, preds, labels)
+    def score(model: nn.Module, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        part = Encoded(
+            [val_enc.input_ids[i] for i in indices], [val_enc.labels[i] for i in indices]
+        )
+        preds, losses = predict_ids(model, part, pad_id, config.evaluation.batch_size)
+        return {"pred": torch.from_numpy(preds), "loss": torch.from_numpy(losses)}
+
+    def summarize(stats: dict[str, torch.Tensor]) -> dict:
+        metrics = classification_metrics(validation.label_ids, stats["pred"].numpy(), labels)
         return {
-            "val_loss": val_loss,
+            "val_loss": float(stats["loss"].mean()),
             "val_accuracy": metrics["accuracy"],
             "val_macro_f1": metrics["macro_f1"],
         }
@@ -685,7 +728,9 @@ def train_classifier(
         batches=batches,
         forward=lambda m, b, d: m(b["input_ids"].to(d), b["attention_mask"].to(d)),
         loss=lambda logits, b, d: nn.functional.cross_entropy(logits.float(), b["labels"].to(d)),
-        validate=validate,
+        val_size=len(val_enc),
+        score=score,
+        summarize=summarize,
         best_key=lambda h: (h["val_macro_f1"], -h["val_loss"]),
         desc=f"train {config.domain}",
         start_candidate=probe is not None and config.model.head_init == "probe",

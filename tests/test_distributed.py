@@ -478,16 +478,19 @@ def fsdp_shard_worker(job: dict) -> dict:
     }
 
 
-def test_fsdp_validates_the_sharded_copy_on_every_rank(tmp_path):
-    """Under FSDP every rank runs validation on the sharded copy (a collective forward on the
-    device that trained it, not rank 0 alone on its host copy); rank 0's scores are the
-    returned host model's own."""
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_each_rank_validates_its_share_of_the_rows(strategy, tmp_path):
+    """Validation is split between the processes: 7 rows over 2 ranks, rows 0-3 on rank 0
+    and 4-6 on rank 1 (its share padded with row 6, so that under FSDP both ranks make the
+    same number of collective forward passes). FSDP scores the sharded copy on every rank
+    (not rank 0 alone on its host copy); rank 0 summarises all 7 rows once, and its
+    scores equal the returned model's on all rows in one process."""
     config = apply_overrides(
         load_preset("custom"),
         [
             "training.epochs=1",
             "training.num_processes=2",
-            "training.distributed=fsdp",
+            f"training.distributed={strategy}",
             "training.precision=fp32",
             "training.warmup_ratio=0",
         ],
@@ -495,9 +498,15 @@ def test_fsdp_validates_the_sharded_copy_on_every_rank(tmp_path):
     job = distributed.TrainJob(
         config=config.model_dump(mode="json"), inputs="", workdir=str(tmp_path)
     )
-    reports = distributed.launch(job, 2, worker=fsdp_validation_worker)
-    assert [r["validated"] for r in reports] == [["sharded"], ["sharded"]]
+    reports = distributed.launch(job, 2, worker=validation_share_worker)
+    copy = "sharded" if strategy == "fsdp" else "plain"
+    assert [r["scored"] for r in reports] == [
+        [(copy, [0, 1, 2, 3])],
+        [(copy, [4, 5, 6, 6])],
+    ]
     first = reports[0]
+    assert first["summarized"] == [list(range(7))]  # every row once, in order
+    assert reports[1]["summarized"] == []
     assert first["history"][0]["val_loss"] == pytest.approx(first["host_val_loss"], rel=1e-6)
     assert "val_loss" not in reports[1]["history"][0]  # rank 1 took part, rank 0 records
 
@@ -518,7 +527,7 @@ class _Blocks(torch.nn.Module):
         return self.head(x)
 
 
-def fsdp_validation_worker(job: dict) -> dict:
+def validation_share_worker(job: dict) -> dict:
     from torch.distributed.fsdp import FSDPModule
     from torch.nn.functional import cross_entropy
 
@@ -529,13 +538,22 @@ def fsdp_validation_worker(job: dict) -> dict:
     model = _Blocks()
     ids = torch.randint(0, 16, (8, 5))
     batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids[:, 0] % 2}
-    validated = []
+    val_ids = torch.randint(0, 16, (7, 5))
+    scored, summarized = [], []
 
-    def validate(m: torch.nn.Module) -> dict:
-        validated.append("sharded" if isinstance(m, FSDPModule) else "host")
+    def score(m: torch.nn.Module, indices) -> dict:
+        rows = list(indices)
+        scored.append(("sharded" if isinstance(m, FSDPModule) else "plain", rows))
         with torch.inference_mode():  # as the objectives' validation runs
-            out = m(batch["input_ids"], batch["attention_mask"])
-        return {"val_loss": float(cross_entropy(out, batch["labels"]))}
+            out = m(val_ids[rows], torch.ones_like(val_ids[rows]))
+        return {
+            "row": torch.tensor(rows),
+            "loss": cross_entropy(out, val_ids[rows, 0] % 2, reduction="none"),
+        }
+
+    def summarize(stats: dict) -> dict:
+        summarized.append(stats["row"].tolist())
+        return {"val_loss": float(stats["loss"].mean())}
 
     recipe = Recipe(
         model=model,
@@ -545,16 +563,19 @@ def fsdp_validation_worker(job: dict) -> dict:
         batches=lambda epoch: [batch],
         forward=lambda m, b, d: m(b["input_ids"].to(d), b["attention_mask"].to(d)),
         loss=lambda out, b, d: cross_entropy(out, b["labels"].to(d)),
-        validate=validate,
+        val_size=7,
+        score=score,
+        summarize=summarize,
         best_key=lambda h: (-h["val_loss"],),
     )
     config = PipelineConfig.model_validate(job["config"])
     trained, result = fit(config, recipe, job["workdir"], resume=False)
-    during = list(validated)
+    during, summaries = list(scored), list(summarized)
     return {
-        "validated": during,
+        "scored": during,
+        "summarized": summaries,
         "history": result.history,
-        "host_val_loss": validate(trained)["val_loss"],
+        "host_val_loss": recipe.validate(trained)["val_loss"],
     }
 
 

@@ -200,13 +200,13 @@ def test_fit_trains_a_causal_lm_with_every_memory_option(tiny_causal_lm, tmp_pat
     before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     dtypes: list[set] = []
     recipe = causal_lm_recipe(model, _rows(tokenizer), _rows(tokenizer, 2), 0, config)
-    validate = recipe.validate
+    score = recipe.score
 
-    def spying(m):  # what the weights are while training runs
+    def spying(m, indices):  # what the weights are while validation runs
         dtypes.append({p.dtype for p in m.parameters() if not p.requires_grad})
-        return validate(m)
+        return score(m, indices)
 
-    recipe.validate = spying
+    recipe.score = spying
     trained, result = fit(config, recipe, tmp_path, resume=False)
     assert dtypes == [{torch.bfloat16}]
     assert torch.isfinite(torch.tensor(result.history[-1]["train_loss"]))

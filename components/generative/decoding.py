@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from components.generative.templating import response_token_ids, trained_targets
+from components.generative.templating import IGNORE_INDEX, response_token_ids, trained_targets
 
 # End-of-turn tokens of common chat templates: generation stops at them as well as at eos,
 # because a chat model ends its answer with the turn marker, not always with eos.
@@ -191,7 +191,15 @@ def generate(
 
 
 def sequence_nll(model, batches: Iterable[dict]) -> tuple[float, int]:
-    """Summed negative log-likelihood (nats) of the label tokens (!= -100) and their count.
+    """Summed negative log-likelihood (nats) of the label tokens (!= -100) and their count
+    (`row_nll`'s sums)."""
+    nll, tokens = row_nll(model, batches)
+    return float(nll.sum()), int(tokens.sum())
+
+
+def row_nll(model, batches: Iterable[dict]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row, in batch order: the summed negative log-likelihood (nats, float64) of its label
+    tokens (!= -100) and their count.
 
     `model` is a `bundle.CausalLM` (wrap a transformers model in one). Called as a module with
     the labels, it returns the next-token logits of the scored positions only: the LM head
@@ -202,14 +210,24 @@ def sequence_nll(model, batches: Iterable[dict]) -> tuple[float, int]:
     training collator makes them).
     """
     device = _device(model)
-    total, count = 0.0, 0
+    nll: list[torch.Tensor] = []
+    tokens: list[torch.Tensor] = []
     with _eval_mode(model), torch.inference_mode():
         for batch in batches:
             labels = batch["labels"].to(device)
             logits = model(
                 batch["input_ids"].to(device), batch["attention_mask"].to(device), labels
             )
-            targets = trained_targets(labels)
-            total += float(F.cross_entropy(logits.float(), targets, reduction="sum"))
-            count += targets.numel()
-    return total, count
+            losses = F.cross_entropy(logits.float(), trained_targets(labels), reduction="none")
+            # the row of each trained position, in `trained_targets`' (row-major) order
+            row = (labels[:, 1:] != IGNORE_INDEX).nonzero()[:, 0]
+            size = len(labels)
+            nll.append(
+                torch.zeros(size, dtype=torch.float64).index_add_(
+                    0, row.cpu(), losses.double().cpu()
+                )
+            )
+            tokens.append(torch.bincount(row.cpu(), minlength=size))
+    if not nll:
+        return torch.zeros(0, dtype=torch.float64), torch.zeros(0, dtype=torch.long)
+    return torch.cat(nll), torch.cat(tokens)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from itertools import islice
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -28,7 +29,7 @@ from components.generative.bundle import (
     save_generative_bundle,
     trained_targets,
 )
-from components.generative.decoding import DecodingSettings, generate, sequence_nll
+from components.generative.decoding import DecodingSettings, generate, row_nll
 from components.generative.examples import ChatExamples, closed_label_set, frames_to_messages
 from components.generative.metrics import generation_metrics, perplexity
 from components.generative.models import (
@@ -118,11 +119,27 @@ def _batches(rows: list[EncodedChat], size: int, pad_id: int, **order: Any) -> I
         yield collate([rows[i] for i in idx], pad_id)
 
 
+def _row_nll(
+    model: nn.Module, rows: list[EncodedChat], pad_id: int, size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row of `rows`, in their order: the summed NLL of its trained tokens and their
+    count, in fp32 eval mode; `model` is the training's `CausalLM` (or its FSDP-sharded copy)
+    or a transformers model."""
+    lengths = [len(r.input_ids) for r in rows]
+    order = batch_order(lengths, size, shuffle=False, seed=0, group_by_length=True)
+    batches = (collate([rows[i] for i in idx], pad_id) for idx in order)
+    nll, tokens = row_nll(model if isinstance(model, CausalLM) else CausalLM(model), batches)
+    where = torch.as_tensor(np.concatenate(order) if order else np.zeros(0, dtype=np.int64))
+    nll_in_order, tokens_in_order = torch.zeros_like(nll), torch.zeros_like(tokens)
+    nll_in_order[where] = nll
+    tokens_in_order[where] = tokens
+    return nll_in_order, tokens_in_order
+
+
 def _nll(model: nn.Module, rows: list[EncodedChat], pad_id: int, size: int) -> tuple[float, int]:
-    """Summed NLL of the trained tokens of `rows` and their count, in fp32 eval mode; `model`
-    is the training's `CausalLM` (or its FSDP-sharded copy) or a transformers model."""
-    batches = _batches(rows, size, pad_id, shuffle=False, seed=0, group_by_length=True)
-    return sequence_nll(model if isinstance(model, CausalLM) else CausalLM(model), batches)
+    """Summed NLL of the trained tokens of `rows` and their count (`_row_nll`'s sums)."""
+    nll, tokens = _row_nll(model, rows, pad_id, size)
+    return float(nll.sum()), int(tokens.sum())
 
 
 def causal_lm_recipe(
@@ -148,8 +165,13 @@ def causal_lm_recipe(
             group_by_length=cfg.group_by_length,
         )
 
-    def validate(model: nn.Module) -> dict:
-        nll, count = _nll(model, val_rows, pad_id, config.evaluation.batch_size)
+    def score(model: nn.Module, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        part = [val_rows[i] for i in indices]
+        nll, tokens = _row_nll(model, part, pad_id, config.evaluation.batch_size)
+        return {"nll": nll, "tokens": tokens}
+
+    def summarize(stats: dict[str, torch.Tensor]) -> dict:
+        nll, count = float(stats["nll"].sum()), int(stats["tokens"].sum())
         return {"val_loss": nll / max(count, 1), "val_perplexity": perplexity(nll, count)}
 
     def inputs(b: dict, d: torch.device) -> tuple[torch.Tensor, ...]:
@@ -175,7 +197,9 @@ def causal_lm_recipe(
         loss=loss,
         # a distributed step weighs each process's part by its trained tokens
         units=lambda b: trained_targets(b["labels"]).numel(),
-        validate=validate,
+        val_size=len(val_rows),
+        score=score,
+        summarize=summarize,
         best_key=lambda h: (-h["val_loss"],),
         desc=f"train {config.domain} (generation)",
     )
