@@ -9,14 +9,14 @@ a CPU run would silently train DDP and nothing could be tested on CPU machines);
 
 How it fits `fit`: each process keeps the unsharded model in host memory (it is what rank 0
 checkpoints and returns, as in one process), and trains and validates a sharded copy on its
-device (every rank runs the validation forward, a collective; rank 0 keeps the scores): one
-FSDP unit per transformer block (each element of the model's `nn.ModuleList`s) plus the
-root. After each epoch every process gathers the trained tensors (`get_model_state_dict` /
-`get_optimizer_state_dict`, full state dicts) into that host model and into the optimiser
-state a checkpoint holds, in the same format as DDP and one process: a checkpoint resumes
-with any strategy and any number of processes. What FSDP saves is accelerator memory: each
-device holds 1/N of the weights, gradients and AdamW state, plus one block's gathered
-weights at a time.
+device (each rank scores its share of the validation rows with it, each forward a
+collective; rank 0 summarises them): one FSDP unit per transformer block (each element of
+the model's `nn.ModuleList`s) plus the root. After each epoch every process gathers the
+trained tensors (`get_model_state_dict` / `get_optimizer_state_dict`, full state dicts) into
+that host model and into the optimiser state a checkpoint holds, in the same format as DDP
+and one process: a checkpoint resumes with any strategy and any number of processes. What
+FSDP saves is accelerator memory: each device holds 1/N of the weights, gradients and AdamW
+state, plus one block's gathered weights at a time.
 """
 
 from __future__ import annotations

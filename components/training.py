@@ -347,20 +347,22 @@ def _validate_shared(recipe: Recipe, model: nn.Module, accelerator, device: torc
     """Validation split between the processes: each scores a contiguous share of the rows
     (accelerate's `split_between_processes`, padded with the last row so that every share is
     as long: under FSDP each forward pass is a collective, so every rank must make the same
-    number), the per-row statistics are gathered with their row numbers, and rank 0
-    summarises all rows once (the others get {})."""
-    if not recipe.val_size:
+    number), the per-row statistics are gathered, and rank 0 summarises all rows once, each
+    from the rank that owns it (the others get {})."""
+    size, world = recipe.val_size, accelerator.num_processes
+    if not size:
         return recipe.validate(model) if accelerator.is_main_process else {}
-    with accelerator.split_between_processes(
-        list(range(recipe.val_size)), apply_padding=True
-    ) as indices:
-        stats = recipe.score(model, indices)
-    rows = accelerator.gather(torch.tensor(indices, device=device)).cpu()
+    with accelerator.split_between_processes(list(range(size)), apply_padding=True) as rows:
+        stats = recipe.score(model, rows)
+    share = len(rows)  # the same on every rank
+    # accelerate's split: size // world rows a rank, one more for the first size % world;
+    # the padding after them repeats the last row, scored again elsewhere in another batch
+    per, extra = divmod(size, world)
+    owned = torch.cat([torch.arange(share) < per + (r < extra) for r in range(world)])
     every: dict[str, torch.Tensor] = {}
     for name, values in stats.items():
         gathered = accelerator.gather(values.to(device)).cpu()
-        every[name] = torch.empty(recipe.val_size, dtype=gathered.dtype)
-        every[name][rows] = gathered  # a padded duplicate writes its row's own value again
+        every[name] = gathered[owned]  # ranks in order, shares contiguous: rows in order
     return recipe.summarize(every) if accelerator.is_main_process else {}
 
 

@@ -162,6 +162,8 @@ def test_two_processes_train_in_step_and_like_one_process_with_the_same_global_b
     for a, b in zip(one.history, result["history"], strict=True):
         assert b["train_loss"] == pytest.approx(a["train_loss"], rel=TOLERANCE)
         assert b["val_loss"] == pytest.approx(a["val_loss"], rel=TOLERANCE)
+        # each process scored a share of the rows: predictions came back to their labels
+        assert (b["val_accuracy"], b["val_macro_f1"]) == (a["val_accuracy"], a["val_macro_f1"])
     assert result["best_epoch"] == one.best_epoch
     wa, wb = _bundle(tmp_path / "one"), _bundle(two_processes["base"] / "work-0")
     assert wa.keys() == wb.keys()
@@ -478,18 +480,26 @@ def fsdp_shard_worker(job: dict) -> dict:
     }
 
 
-@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
-def test_each_rank_validates_its_share_of_the_rows(strategy, tmp_path):
-    """Validation is split between the processes: 7 rows over 2 ranks, rows 0-3 on rank 0
-    and 4-6 on rank 1 (its share padded with row 6, so that under FSDP both ranks make the
-    same number of collective forward passes). FSDP scores the sharded copy on every rank
-    (not rank 0 alone on its host copy); rank 0 summarises all 7 rows once, and its
+@pytest.mark.parametrize(
+    ("strategy", "shares"),
+    [
+        # rank 1's share padded with the last row, so every rank makes as many forward passes
+        ("fsdp", [[0, 1, 2, 3], [4, 5, 6, 6]]),
+        # 3 ranks: padding inside the gathered rows too, not only at their end
+        ("ddp", [[0, 1, 2], [3, 4, 6], [5, 6, 6]]),
+    ],
+)
+def test_each_rank_validates_its_share_of_the_rows(strategy, shares, tmp_path):
+    """Validation is split between the processes: 7 rows in contiguous shares of equal
+    length (under FSDP every forward pass is a collective, so the ranks must make the same
+    number). FSDP scores the sharded copy on every rank (not rank 0 alone on its host copy);
+    rank 0 summarises all 7 rows once, in order, each from the rank that owns it, and its
     scores equal the returned model's on all rows in one process."""
     config = apply_overrides(
         load_preset("custom"),
         [
             "training.epochs=1",
-            "training.num_processes=2",
+            f"training.num_processes={len(shares)}",
             f"training.distributed={strategy}",
             "training.precision=fp32",
             "training.warmup_ratio=0",
@@ -498,17 +508,14 @@ def test_each_rank_validates_its_share_of_the_rows(strategy, tmp_path):
     job = distributed.TrainJob(
         config=config.model_dump(mode="json"), inputs="", workdir=str(tmp_path)
     )
-    reports = distributed.launch(job, 2, worker=validation_share_worker)
+    reports = distributed.launch(job, len(shares), worker=validation_share_worker)
     copy = "sharded" if strategy == "fsdp" else "plain"
-    assert [r["scored"] for r in reports] == [
-        [(copy, [0, 1, 2, 3])],
-        [(copy, [4, 5, 6, 6])],
-    ]
+    assert [r["scored"] for r in reports] == [[(copy, share)] for share in shares]
     first = reports[0]
     assert first["summarized"] == [list(range(7))]  # every row once, in order
-    assert reports[1]["summarized"] == []
+    assert all(r["summarized"] == [] for r in reports[1:])
     assert first["history"][0]["val_loss"] == pytest.approx(first["host_val_loss"], rel=1e-6)
-    assert "val_loss" not in reports[1]["history"][0]  # rank 1 took part, rank 0 records
+    assert all("val_loss" not in r["history"][0] for r in reports[1:])  # rank 0 records
 
 
 class _Blocks(torch.nn.Module):

@@ -14,6 +14,7 @@ from components.generative.decoding import (
     DecodingSettings,
     generate,
     generate_token_ids,
+    row_nll,
     sequence_nll,
     stop_token_ids,
 )
@@ -163,7 +164,7 @@ def test_sequence_nll_equals_a_direct_computation(tiny_chat_model, smollm2_token
     sequence_nll(CausalLM(tiny_chat_model), batches)
     assert not tiny_chat_model.training
 
-    expected, expected_count = 0.0, 0
+    expected, expected_count = [], []  # per row, in batch order
     with torch.no_grad():
         for batch in batches:
             for ids, mask, labels in zip(
@@ -171,18 +172,52 @@ def test_sequence_nll_equals_a_direct_computation(tiny_chat_model, smollm2_token
             ):
                 n = int(mask.sum())  # each example alone, unpadded
                 log_probs = torch.log_softmax(tiny_chat_model(ids[None, :n]).logits[0], dim=-1)
-                for t in range(1, n):
-                    if labels[t] != -100:
-                        expected -= float(log_probs[t - 1, labels[t]])
-                        expected_count += 1
+                trained = [t for t in range(1, n) if labels[t] != -100]
+                expected.append(-sum(float(log_probs[t - 1, labels[t]]) for t in trained))
+                expected_count.append(len(trained))
             # transformers' own loss is the mean over the same tokens
             hf = tiny_chat_model(**batch).loss
             scored = int((batch["labels"][:, 1:] != -100).sum())
             assert float(hf) * scored == pytest.approx(
                 sequence_nll(CausalLM(tiny_chat_model), [batch])[0], rel=1e-5
             )
-    assert count == expected_count > 0
-    assert total == pytest.approx(expected, rel=1e-5)
+    assert count == sum(expected_count) > 0
+    assert total == pytest.approx(sum(expected), rel=1e-5)
+    # each row's own sum and count (what distributed validation gathers), in batch order
+    nll, tokens = row_nll(CausalLM(tiny_chat_model), batches)
+    assert tokens.tolist() == expected_count
+    assert nll.tolist() == pytest.approx(expected, rel=1e-5)
+
+
+def test_row_nll_of_reordered_batches_comes_back_in_the_rows_order(
+    tiny_chat_model, smollm2_tokenizer
+):
+    """Validation batches rows by length (longest first): `_row_nll` returns each row's
+    NLL in the order of the rows given, equal to scoring that row alone."""
+    from components.batching import batch_order
+    from components.generative.templating import EncodedChat
+    from components.objectives.generation import _nll, _row_nll
+
+    pairs = [
+        ("Hi", "Hello there, my friend"),
+        ("Capital of France, please?", "Paris"),
+        ("2+2?", "It is 4"),
+    ]
+    rows = []
+    for prompt, answer in pairs:
+        batch = _batch(smollm2_tokenizer, [(prompt, answer)])
+        ids, labels = batch["input_ids"][0].tolist(), batch["labels"][0].tolist()
+        rows.append(EncodedChat(ids, labels, len(ids), sum(t != -100 for t in labels)))
+    pad = smollm2_tokenizer.pad_token_id
+    order = [
+        int(i) for b in batch_order([len(r.input_ids) for r in rows], 2, False, 0, True) for i in b
+    ]
+    assert order != [0, 1, 2]  # the batches do reorder the rows
+    nll, tokens = _row_nll(tiny_chat_model, rows, pad, 2)
+    alone = [_nll(tiny_chat_model, [row], pad, 1) for row in rows]
+    assert tokens.tolist() == [count for _, count in alone]
+    assert nll.tolist() == pytest.approx([total for total, _ in alone], rel=1e-5)
+    assert len(set(tokens.tolist())) == 3  # distinct rows, so a permutation would show
 
 
 def test_decoding_settings_tags_and_validation():

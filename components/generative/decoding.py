@@ -221,13 +221,9 @@ def row_nll(model, batches: Iterable[dict]) -> tuple[torch.Tensor, torch.Tensor]
             losses = F.cross_entropy(logits.float(), trained_targets(labels), reduction="none")
             # the row of each trained position, in `trained_targets`' (row-major) order
             row = (labels[:, 1:] != IGNORE_INDEX).nonzero()[:, 0]
-            size = len(labels)
-            nll.append(
-                torch.zeros(size, dtype=torch.float64).index_add_(
-                    0, row.cpu(), losses.double().cpu()
-                )
-            )
-            tokens.append(torch.bincount(row.cpu(), minlength=size))
+            row, losses = row.cpu(), losses.cpu().double()
+            nll.append(torch.zeros(len(labels), dtype=torch.float64).index_add_(0, row, losses))
+            tokens.append(torch.bincount(row, minlength=len(labels)))
     if not nll:
         return torch.zeros(0, dtype=torch.float64), torch.zeros(0, dtype=torch.long)
     return torch.cat(nll), torch.cat(tokens)
