@@ -247,6 +247,10 @@ def test_decoding_constrained_to_choices_spells_one_of_them(tiny_chat_model, smo
         batched
     )
     assert DecodingSettings(choices=choices).as_tags()["decoding.choices"] == "5"
+    # a token budget shorter than every label still ends in a whole label, never a cut one
+    long = choices[:3]  # several tokens each
+    short = DecodingSettings(max_new_tokens=1, batch_size=3, choices=long)
+    assert set(generate(tiny_chat_model, smollm2_tokenizer, CONVERSATIONS, short)) <= set(long)
 
 
 # A template that writes a space before the answer (as Llama-2's does): byte-level BPE then

@@ -59,6 +59,11 @@ def choice_tree(tokenizer, choices: list[str], stops: list[int]) -> dict:
     return tree
 
 
+def choice_length(tree: dict) -> int:
+    """Tokens in the longest choice of a `choice_tree`."""
+    return max((1 + choice_length(n) for t, n in tree.items() if t is not None), default=0)
+
+
 def choice_constraint(tree: dict, stops: list[int], prompt_length: int):
     """A `prefix_allowed_tokens_fn` for transformers' `generate`: after the prompt (left
     padded to `prompt_length` columns) only token sequences spelling one of the choices in
@@ -154,6 +159,9 @@ def generate_token_ids(
     device = _device(model)
     results: list[list[int]] = [[] for _ in encoded]
     tree = choice_tree(tokenizer, settings.choices, stops) if settings.choices else None
+    budget = settings.max_new_tokens
+    if tree is not None:  # a constrained answer is a whole label: a cut one would be invalid
+        budget = max(budget, choice_length(tree))
     with _left_padding(tokenizer), _eval_mode(model), torch.inference_mode():
         for start in range(0, len(order), settings.batch_size):
             chunk = order[start : start + settings.batch_size]
@@ -167,7 +175,7 @@ def generate_token_ids(
             output = model.generate(
                 input_ids=input_ids,
                 attention_mask=batch["attention_mask"].to(device),
-                max_new_tokens=settings.max_new_tokens,
+                max_new_tokens=budget,
                 do_sample=settings.do_sample,
                 num_beams=settings.num_beams,
                 eos_token_id=stops or None,
