@@ -29,7 +29,7 @@ from components.generative.bundle import (
     save_generative_bundle,
     trained_targets,
 )
-from components.generative.decoding import DecodingSettings, generate, row_nll
+from components.generative.decoding import DecodingSettings, generate, row_nll, sequence_nll
 from components.generative.examples import ChatExamples, closed_label_set, frames_to_messages
 from components.generative.metrics import generation_metrics, perplexity
 from components.generative.models import (
@@ -137,9 +137,10 @@ def _row_nll(
 
 
 def _nll(model: nn.Module, rows: list[EncodedChat], pad_id: int, size: int) -> tuple[float, int]:
-    """Summed NLL of the trained tokens of `rows` and their count (`_row_nll`'s sums)."""
-    nll, tokens = _row_nll(model, rows, pad_id, size)
-    return float(nll.sum()), int(tokens.sum())
+    """Summed NLL of the trained tokens of `rows` and their count, in fp32 eval mode (a sum
+    needs no row order: `sequence_nll` over the batches)."""
+    batches = _batches(rows, size, pad_id, shuffle=False, seed=0, group_by_length=True)
+    return sequence_nll(model if isinstance(model, CausalLM) else CausalLM(model), batches)
 
 
 def causal_lm_recipe(
