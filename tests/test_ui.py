@@ -143,6 +143,21 @@ def _field(page, label: str):
     )
 
 
+def _wait_for_url(page, pattern: str, log: Path) -> None:
+    """`page.wait_for_url`, failing with what the page and the server said instead of a bare
+    timeout: the toasts (a refused flow run shows one), the form's errors, the server log."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_url(re.compile(pattern))
+    except PlaywrightTimeout:
+        said = {
+            "toasts": page.locator(".p-toast-container").all_inner_texts(),
+            "form errors": page.locator(".p-label__message--failed").all_inner_texts(),
+        }
+        pytest.fail(f"stayed on {page.url}, not {pattern}: {said}\nserver:\n{tail(log)}")
+
+
 def _flow_runs(client, deployment_id) -> list:
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 
@@ -180,7 +195,7 @@ def test_custom_run_from_the_prefect_ui_registers_a_version(chromium, local_stac
             page.get_by_role("link", name="finance-retrain").first.click()
             page.get_by_role("button", name="Run", exact=True).click()
             page.get_by_text("Custom run").click()
-            page.wait_for_url(re.compile(r"/run(\?.*)?$"))
+            _wait_for_url(page, r"/run(\?.*)?$", local_stack["log"])
 
             # the config as a form: descriptions, the --set default, a dropdown of the methods
             epochs = _field(page, "Epochs")
@@ -201,8 +216,12 @@ def test_custom_run_from_the_prefect_ui_registers_a_version(chromium, local_stac
             assert _flow_runs(prefect, deployment.id) == []
 
             epochs.locator("input").fill("2")
+            epochs.locator("input").press("Tab")
+            # with an error shown, the form re-validates a changed value a second later:
+            # Submit once the refusal has gone, i.e. once the UI itself holds the form valid
+            expect(refused).to_have_count(0)
             page.get_by_role("button", name="Submit").click()
-            page.wait_for_url(re.compile(r"/deployments/deployment/[^/]+(\?.*)?$"))
+            _wait_for_url(page, r"/deployments/deployment/[^/]+(\?.*)?$", local_stack["log"])
 
             # the run, through the Prefect API
             deadline, runs = time.monotonic() + 420, []
