@@ -11,11 +11,14 @@ import torch
 import tiny_models
 from components.generative.bundle import CausalLM
 from components.generative.decoding import (
+    SHARED_PREFIX_MIN_TOKENS,
     DecodingSettings,
     generate,
     generate_token_ids,
+    render_prompts,
     row_nll,
     sequence_nll,
+    shared_prefix,
     stop_token_ids,
 )
 
@@ -251,6 +254,94 @@ def test_decoding_constrained_to_choices_spells_one_of_them(tiny_chat_model, smo
     long = choices[:3]  # several tokens each
     short = DecodingSettings(max_new_tokens=1, batch_size=3, choices=long)
     assert set(generate(tiny_chat_model, smollm2_tokenizer, CONVERSATIONS, short)) <= set(long)
+
+
+def test_shared_prefix_leaves_every_prompt_a_token_of_its_own():
+    assert shared_prefix([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 3, 4, 6]]) == [1, 2, 3]
+    assert shared_prefix([[5, 1, 2], [1, 2], [1, 2, 3]]) == []
+    assert shared_prefix([[1, 2, 3], [1, 2, 3]]) == [1, 2]  # the last token stays uncached
+    assert shared_prefix([[1, 2, 3], [1, 2, 3, 4]]) == [1, 2]
+    assert shared_prefix([[1, 2, 3]]) == [] and shared_prefix([]) == []
+
+
+# k-shot prompts: one system message and the same solved examples before each question
+SHOTS = [
+    {"role": "system", "content": "Answer each banking question with the intent's name only."},
+    *[
+        turn
+        for question, intent in [
+            ("My card has still not arrived, where is it?", "card_arrival"),
+            ("Why was my card payment declined at the shop?", "card_declined"),
+            ("What rate do you use to exchange euros?", "exchange_rate"),
+        ]
+        for turn in (
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": intent},
+        )
+    ],
+]
+QUESTIONS = ["Where is my card?", "Declined again!", "Rate for dollars to pounds, please?", "Hm?"]
+
+
+def test_a_shared_prefix_is_encoded_once_and_changes_no_answer(tiny_chat_model, smollm2_tokenizer):
+    """The k-shot prefix all prompts share is read once (its cache copied into each batch,
+    padding after it): the same answers as each prompt generated alone, free and
+    constrained, through a LoRA wrapper too; beam search keeps the plain path."""
+    from peft import LoraConfig, get_peft_model
+
+    prompts = [[*SHOTS, {"role": "user", "content": q}] for q in QUESTIONS]
+    rendered = render_prompts(smollm2_tokenizer, prompts)
+    encoded = smollm2_tokenizer(rendered, add_special_tokens=False)["input_ids"]
+    prefix = len(shared_prefix(encoded))
+    assert prefix >= SHARED_PREFIX_MIN_TOKENS
+    assert min(map(len, encoded)) < max(map(len, encoded))  # the tails pad to a batch
+
+    widths: list[tuple[int, int]] = []  # (rows, tokens) of every forward pass's input
+
+    def record(_module, args, kwargs):
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        widths.append(tuple(ids.shape))
+
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"])
+    wrapped = get_peft_model(copy.deepcopy(tiny_chat_model), lora)
+    with torch.no_grad():
+        for name, param in wrapped.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 2.0)
+    choices = ["card_arrival", "card_declined", "exchange_rate"]
+    for model in (tiny_chat_model, wrapped):
+        embed = model.get_input_embeddings()
+        for settings in (
+            DecodingSettings(max_new_tokens=5, batch_size=3),
+            DecodingSettings(max_new_tokens=5, batch_size=3, choices=choices),
+        ):
+            widths.clear()
+            handle = embed.register_forward_pre_hook(record, with_kwargs=True)
+            try:
+                batched = generate(model, smollm2_tokenizer, prompts, settings)
+            finally:
+                handle.remove()
+            # the prefix once, then only the tails (and new tokens), never the prefix again
+            assert widths[0] == (1, prefix), widths
+            assert all(tokens < prefix for _, tokens in widths[1:]), widths
+            alone = [generate(model, smollm2_tokenizer, [p], settings)[0] for p in prompts]
+            assert batched == alone, settings
+            if settings.choices:
+                assert set(batched) <= set(choices)
+    assert generate(wrapped, smollm2_tokenizer, prompts, DecodingSettings(5)) != generate(
+        tiny_chat_model, smollm2_tokenizer, prompts, DecodingSettings(5)
+    )  # the adapter's outputs differ: the comparison above is not of one model twice
+    beams = DecodingSettings(max_new_tokens=4, num_beams=2, batch_size=4)
+    widths.clear()
+    handle = tiny_chat_model.get_input_embeddings().register_forward_pre_hook(
+        record, with_kwargs=True
+    )
+    try:
+        beamed = generate(tiny_chat_model, smollm2_tokenizer, prompts, beams)
+    finally:
+        handle.remove()
+    assert widths[0][1] == max(map(len, encoded))  # whole prompts: no prefix cache
+    assert beamed == [generate(tiny_chat_model, smollm2_tokenizer, [p], beams)[0] for p in prompts]
 
 
 # A template that writes a space before the answer (as Llama-2's does): byte-level BPE then

@@ -5,6 +5,7 @@ Plain functions over a transformers causal LM (peft-wrapped or not) and its toke
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -17,6 +18,9 @@ from components.generative.templating import IGNORE_INDEX, response_token_ids, t
 # End-of-turn tokens of common chat templates: generation stops at them as well as at eos,
 # because a chat model ends its answer with the turn marker, not always with eos.
 END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>")
+# Prompts sharing at least this many leading tokens (a system message, k-shot examples) have
+# them encoded once; below it the copies of the cache cost about what they save.
+SHARED_PREFIX_MIN_TOKENS = 16
 
 
 @dataclass
@@ -143,10 +147,46 @@ def render_prompts(tokenizer, conversations: list[list[dict]]) -> list[str]:
     ]
 
 
+def shared_prefix(encoded: list[list[int]]) -> list[int]:
+    """The leading token ids every prompt shares, short of each prompt's last token (generation
+    needs at least one uncached input token per row); [] for fewer than two prompts."""
+    if len(encoded) < 2:
+        return []
+    # all prompts share what the lexicographically first and last ones share
+    first, last = min(encoded), max(encoded)
+    common = next(
+        (i for i, (a, b) in enumerate(zip(first, last, strict=False)) if a != b), len(first)
+    )
+    return list(first[: min(common, min(len(ids) for ids in encoded) - 1)])
+
+
+def _shares_prefix_cache(model, settings: DecodingSettings) -> bool:
+    """Whether a precomputed prefix cache may be handed to `generate`: not with beam search
+    (it re-orders the cache per beam) or a prompt-learning adapter (its virtual tokens are
+    themselves a prefix cache)."""
+    peft_config = getattr(model, "active_peft_config", None)
+    return settings.num_beams == 1 and not getattr(peft_config, "is_prompt_learning", False)
+
+
+def _prefix_cache(model, prefix: torch.Tensor):
+    """The model's key/value cache after reading `prefix` (1 x P), to copy into each batch."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=getattr(model, "config", None))
+    model(input_ids=prefix, cache=cache, use_cache=True)
+    return cache
+
+
 def generate_token_ids(
     model, tokenizer, conversations: list[list[dict]], settings: DecodingSettings
 ) -> list[list[int]]:
-    """The new token ids generated for each conversation (in input order, stop token cut)."""
+    """The new token ids generated for each conversation (in input order, stop token cut).
+
+    Leading tokens all prompts share (the system message, k-shot examples: 320 of 332 tokens
+    for banking77's 8-shot prompts) are encoded once and their key/value cache copied into
+    every batch (transformers' documented prompt-cache reuse), so each row only encodes its
+    own tail. The padding then sits between the shared prefix and each tail; positions come
+    from the attention mask, so every row sees the same positions as its unpadded prompt."""
     if not conversations:
         return []
     prompts = render_prompts(tokenizer, conversations)
@@ -162,19 +202,37 @@ def generate_token_ids(
     budget = settings.max_new_tokens
     if tree is not None:  # a constrained answer is a whole label: a cut one would be invalid
         budget = max(budget, choice_length(tree))
+    prefix = shared_prefix(encoded) if _shares_prefix_cache(model, settings) else []
+    if len(prefix) < SHARED_PREFIX_MIN_TOKENS:
+        prefix = []
     with _left_padding(tokenizer), _eval_mode(model), torch.inference_mode():
+        head = torch.tensor([prefix], dtype=torch.long, device=device)
+        cache = _prefix_cache(model, head) if prefix else None
         for start in range(0, len(order), settings.batch_size):
             chunk = order[start : start + settings.batch_size]
             batch = tokenizer.pad(
-                {"input_ids": [encoded[i] for i in chunk]}, padding=True, return_tensors="pt"
+                {"input_ids": [encoded[i][len(prefix) :] for i in chunk]},
+                padding=True,
+                return_tensors="pt",
             )
             input_ids = batch["input_ids"].to(device)
+            attention_mask = batch["attention_mask"].to(device)
+            reuse = {}
+            if cache is not None:
+                rows = len(chunk)
+                input_ids = torch.cat([head.expand(rows, -1), input_ids], dim=1)
+                attention_mask = torch.cat(
+                    [torch.ones_like(head).expand(rows, -1), attention_mask], 1
+                )
+                reuse["cache"] = copy.deepcopy(cache)  # generate extends the cache it is given
+                reuse["cache"].batch_repeat_interleave(rows)
             constraint = None
             if tree is not None:
                 constraint = choice_constraint(tree, stops, input_ids.shape[1])
             output = model.generate(
                 input_ids=input_ids,
-                attention_mask=batch["attention_mask"].to(device),
+                attention_mask=attention_mask,
+                **reuse,
                 max_new_tokens=budget,
                 do_sample=settings.do_sample,
                 num_beams=settings.num_beams,
