@@ -344,6 +344,50 @@ def test_a_shared_prefix_is_encoded_once_and_changes_no_answer(tiny_chat_model, 
     assert beamed == [generate(tiny_chat_model, smollm2_tokenizer, [p], beams)[0] for p in prompts]
 
 
+@pytest.mark.parametrize("kind", ["prompt_tuning", "prefix_tuning"])
+def test_a_prompt_learning_adapter_answers_with_its_virtual_tokens(
+    tiny_chat_model, smollm2_tokenizer, kind
+):
+    """Batched answers of a prompt/prefix-tuned model are what its own forward pass gives
+    token by token (no cache, no padding): the virtual tokens are read (prefix tuning's were
+    ignored by generate, peft 0.21 with transformers 5) and padding does not shift them
+    (prompt tuning's batched answers differed from one-by-one ones before)."""
+    from peft import PrefixTuningConfig, PromptTuningConfig, get_peft_model
+
+    kinds = {"prompt_tuning": PromptTuningConfig, "prefix_tuning": PrefixTuningConfig}
+    config = kinds[kind](task_type="CAUSAL_LM", num_virtual_tokens=4)
+    tuned = get_peft_model(copy.deepcopy(tiny_chat_model), config).eval()
+    with torch.no_grad():
+        for param in tuned.prompt_encoder.parameters():
+            param.normal_(0, 3.0)
+    prompts = [[*SHOTS, {"role": "user", "content": q}] for q in QUESTIONS]
+    settings = DecodingSettings(max_new_tokens=5, batch_size=3)  # batches of mixed lengths
+    answers = generate_token_ids(tuned, smollm2_tokenizer, prompts, settings)
+    stops = stop_token_ids(tiny_chat_model, smollm2_tokenizer)
+    rendered = render_prompts(smollm2_tokenizer, prompts)
+    for text, got in zip(rendered, answers, strict=True):
+        ids = smollm2_tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+        expected: list[int] = []
+        with torch.no_grad():
+            while len(expected) < settings.max_new_tokens:
+                token = int(tuned(input_ids=ids).logits[0, -1].argmax())
+                if token in stops:
+                    break
+                expected.append(token)
+                ids = torch.cat([ids, torch.tensor([[token]])], dim=1)
+        assert got == expected
+    base = generate_token_ids(tiny_chat_model, smollm2_tokenizer, prompts, settings)
+    assert answers != base  # the virtual tokens change the answers
+    choices = ["card_arrival", "card_declined", "exchange_rate"]
+    for other in (
+        DecodingSettings(max_new_tokens=4, batch_size=3, choices=choices),
+        DecodingSettings(max_new_tokens=4, batch_size=3, num_beams=2),
+    ):
+        batched = generate(tuned, smollm2_tokenizer, prompts, other)
+        assert batched == [generate(tuned, smollm2_tokenizer, [p], other)[0] for p in prompts]
+        assert not other.choices or set(batched) <= set(choices)
+
+
 # A template that writes a space before the answer (as Llama-2's does): byte-level BPE then
 # trains "Ġyes", not the "yes" a label tokenised on its own would be.
 SPACED_TEMPLATE = (

@@ -160,12 +160,40 @@ def shared_prefix(encoded: list[list[int]]) -> list[int]:
     return list(first[: min(common, min(len(ids) for ids in encoded) - 1)])
 
 
-def _shares_prefix_cache(model, settings: DecodingSettings) -> bool:
-    """Whether a precomputed prefix cache may be handed to `generate`: not with beam search
-    (it re-orders the cache per beam) or a prompt-learning adapter (its virtual tokens are
-    themselves a prefix cache)."""
-    peft_config = getattr(model, "active_peft_config", None)
-    return settings.num_beams == 1 and not getattr(peft_config, "is_prompt_learning", False)
+def _prompt_learning(model) -> str | None:
+    """The peft type of a prompt-learning model (prompt/prefix tuning, p-tuning), else None."""
+    config = getattr(model, "active_peft_config", None)
+    if not getattr(config, "is_prompt_learning", False):
+        return None
+    return getattr(config.peft_type, "value", config.peft_type)  # PeftType is a str Enum
+
+
+def _with_virtual_tokens(
+    model, input_ids: torch.Tensor, attention_mask: torch.Tensor, beams: int = 1
+):
+    """What `generate` needs to read a prompt-learning model's virtual tokens: the base model,
+    placeholder ids (masked in) for the virtual positions, and the virtual tokens themselves:
+    prefix tuning's key/values as the cache, prompt tuning's embeddings before the prompt's.
+
+    Written here because peft 0.21's own `generate` goes wrong with transformers 5: prefix
+    tuning hands its prefix over as `past_key_values`, ignored beside transformers' `cache`
+    (the answers were the base model's), and prompt tuning re-inserts its embeddings at every
+    new token (only the first answer token was right). The virtual tokens come from peft's
+    `get_prompt`; they sit before the padding with their own positions from the mask, so a
+    padded row answers as alone. Greedy answers equal a token-by-token loop over the peft
+    model's forward pass (tests/test_generative_decoding.py)."""
+    rows, virtual = input_ids.shape[0], model.active_peft_config.num_virtual_tokens
+    held = torch.zeros((rows, virtual), dtype=input_ids.dtype, device=input_ids.device)
+    base = model.get_base_model()
+    if _prompt_learning(model) == "PREFIX_TUNING":
+        # beam search expands the inputs per beam, not a cache handed over: one per beam
+        extra = {"cache": model.get_prompt(batch_size=rows * beams)}
+    else:
+        embeds = base.get_input_embeddings()(input_ids)
+        prompts = model.get_prompt(batch_size=rows).to(embeds.dtype)
+        extra = {"inputs_embeds": torch.cat([prompts, embeds], dim=1)}
+    ids = torch.cat([held, input_ids], dim=1)
+    return base, ids, torch.cat([torch.ones_like(held), attention_mask], dim=1), extra
 
 
 def _prefix_cache(model, prefix: torch.Tensor):
@@ -202,7 +230,10 @@ def generate_token_ids(
     budget = settings.max_new_tokens
     if tree is not None:  # a constrained answer is a whole label: a cut one would be invalid
         budget = max(budget, choice_length(tree))
-    prefix = shared_prefix(encoded) if _shares_prefix_cache(model, settings) else []
+    prompt_learning = _prompt_learning(model)
+    # not with beam search (it re-orders the cache per beam) or prompt learning (its virtual
+    # tokens come first)
+    prefix = shared_prefix(encoded) if settings.num_beams == 1 and not prompt_learning else []
     if len(prefix) < SHARED_PREFIX_MIN_TOKENS:
         prefix = []
     with _left_padding(tokenizer), _eval_mode(model), torch.inference_mode():
@@ -226,10 +257,15 @@ def generate_token_ids(
                 )
                 reuse["cache"] = copy.deepcopy(cache)  # generate extends the cache it is given
                 reuse["cache"].batch_repeat_interleave(rows)
+            generator = model
+            if prompt_learning:
+                generator, input_ids, attention_mask, reuse = _with_virtual_tokens(
+                    model, input_ids, attention_mask, settings.num_beams
+                )
             constraint = None
             if tree is not None:
                 constraint = choice_constraint(tree, stops, input_ids.shape[1])
-            output = model.generate(
+            output = generator.generate(
                 input_ids=input_ids,
                 attention_mask=attention_mask,
                 **reuse,
