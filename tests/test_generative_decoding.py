@@ -386,6 +386,45 @@ def test_a_prompt_learning_adapter_answers_with_its_virtual_tokens(
         batched = generate(tuned, smollm2_tokenizer, prompts, other)
         assert batched == [generate(tuned, smollm2_tokenizer, [p], other)[0] for p in prompts]
         assert not other.choices or set(batched) <= set(choices)
+        if other.num_beams > 1:  # the virtual tokens are read under beam search too
+            assert batched != generate(tiny_chat_model, smollm2_tokenizer, prompts, other)
+
+
+def test_a_sliding_window_model_reads_whole_prompts(smollm2_tokenizer):
+    """A sliding window counts cache slots, not positions: padding after a shared prefix
+    would narrow a padded row's window, so such a model gets no prefix cache."""
+    from transformers import MistralConfig, MistralForCausalLM
+
+    torch.manual_seed(0)
+    config = MistralConfig(
+        vocab_size=len(smollm2_tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        sliding_window=8,
+        initializer_range=0.5,
+        pad_token_id=smollm2_tokenizer.pad_token_id,
+        eos_token_id=smollm2_tokenizer.eos_token_id,
+    )
+    model = MistralForCausalLM(config).eval()
+    prompts = [[*SHOTS, {"role": "user", "content": q}] for q in QUESTIONS]
+    widths: list[int] = []
+    handle = model.get_input_embeddings().register_forward_hook(
+        lambda _m, args, _out: widths.append(args[0].shape[1])
+    )
+    settings = DecodingSettings(max_new_tokens=4, batch_size=4)
+    try:
+        batched = generate(model, smollm2_tokenizer, prompts, settings)
+    finally:
+        handle.remove()
+    rendered = render_prompts(smollm2_tokenizer, prompts)
+    longest = max(
+        len(smollm2_tokenizer(t, add_special_tokens=False)["input_ids"]) for t in rendered
+    )
+    assert widths[0] == longest  # whole prompts in one pass, no prefix read on its own
+    assert batched == [generate(model, smollm2_tokenizer, [p], settings)[0] for p in prompts]
 
 
 # A template that writes a space before the answer (as Llama-2's does): byte-level BPE then

@@ -171,22 +171,20 @@ def _prompt_learning(model) -> str | None:
 def _with_virtual_tokens(
     model, input_ids: torch.Tensor, attention_mask: torch.Tensor, beams: int = 1
 ):
-    """What `generate` needs to read a prompt-learning model's virtual tokens: the base model,
-    placeholder ids (masked in) for the virtual positions, and the virtual tokens themselves:
-    prefix tuning's key/values as the cache, prompt tuning's embeddings before the prompt's.
+    """The base model and its `generate` inputs for a prompt-learning model: placeholder ids
+    (masked in) for the virtual positions, and peft's own virtual tokens (`get_prompt`) as
+    the cache (prefix tuning) or as embeddings before the prompt's (prompt tuning, p-tuning).
 
-    Written here because peft 0.21's own `generate` goes wrong with transformers 5: prefix
-    tuning hands its prefix over as `past_key_values`, ignored beside transformers' `cache`
-    (the answers were the base model's), and prompt tuning re-inserts its embeddings at every
-    new token (only the first answer token was right). The virtual tokens come from peft's
-    `get_prompt`; they sit before the padding with their own positions from the mask, so a
-    padded row answers as alone. Greedy answers equal a token-by-token loop over the peft
-    model's forward pass (tests/test_generative_decoding.py)."""
+    Written here because peft 0.21's `generate` mishandles both under transformers 5 (the
+    prefix is dropped; prompt embeddings are re-inserted at every new token)."""
+    kind = _prompt_learning(model)
+    if kind not in ("PREFIX_TUNING", "PROMPT_TUNING", "P_TUNING"):
+        raise ValueError(f"generation does not support peft type {kind}")
     rows, virtual = input_ids.shape[0], model.active_peft_config.num_virtual_tokens
     held = torch.zeros((rows, virtual), dtype=input_ids.dtype, device=input_ids.device)
     base = model.get_base_model()
-    if _prompt_learning(model) == "PREFIX_TUNING":
-        # beam search expands the inputs per beam, not a cache handed over: one per beam
+    if kind == "PREFIX_TUNING":
+        # generate expands the inputs per beam, not a cache handed over: one per beam
         extra = {"cache": model.get_prompt(batch_size=rows * beams)}
     else:
         embeds = base.get_input_embeddings()(input_ids)
@@ -197,11 +195,18 @@ def _with_virtual_tokens(
 
 
 def _prefix_cache(model, prefix: torch.Tensor):
-    """The model's key/value cache after reading `prefix` (1 x P), to copy into each batch."""
+    """The model's key/value cache after reading `prefix` (1 x P), to copy into each batch;
+    None where a copy would not answer as the whole prompt does: sliding-window and linear
+    layers count cache slots, not positions, so the padding after the prefix would narrow a
+    padded row's window, and a generation config may fix a cache type of its own."""
     from transformers import DynamicCache
 
+    if getattr(getattr(model, "generation_config", None), "cache_implementation", None):
+        return None
     cache = DynamicCache(config=getattr(model, "config", None))
-    model(input_ids=prefix, cache=cache, use_cache=True)
+    if any(cache.is_sliding) or any(cache.is_linear):
+        return None
+    model(input_ids=prefix, cache=cache, use_cache=True, logits_to_keep=1)
     return cache
 
 
@@ -210,11 +215,10 @@ def generate_token_ids(
 ) -> list[list[int]]:
     """The new token ids generated for each conversation (in input order, stop token cut).
 
-    Leading tokens all prompts share (the system message, k-shot examples: 320 of 332 tokens
-    for banking77's 8-shot prompts) are encoded once and their key/value cache copied into
-    every batch (transformers' documented prompt-cache reuse), so each row only encodes its
-    own tail. The padding then sits between the shared prefix and each tail; positions come
-    from the attention mask, so every row sees the same positions as its unpadded prompt."""
+    Leading tokens all prompts share (the system message, k-shot examples) are encoded once
+    and their key/value cache copied into every batch (transformers' prompt-cache reuse), so
+    each row encodes only its own tail. The padding then sits between the prefix and each
+    tail; position ids come from the attention mask, as for the unpadded prompt."""
     if not conversations:
         return []
     prompts = render_prompts(tokenizer, conversations)
@@ -231,14 +235,16 @@ def generate_token_ids(
     if tree is not None:  # a constrained answer is a whole label: a cut one would be invalid
         budget = max(budget, choice_length(tree))
     prompt_learning = _prompt_learning(model)
-    # not with beam search (it re-orders the cache per beam) or prompt learning (its virtual
-    # tokens come first)
+    # not with beam search (generate expands the inputs per beam, not a cache handed over) or
+    # prompt learning (its virtual tokens come first)
     prefix = shared_prefix(encoded) if settings.num_beams == 1 and not prompt_learning else []
     if len(prefix) < SHARED_PREFIX_MIN_TOKENS:
         prefix = []
     with _left_padding(tokenizer), _eval_mode(model), torch.inference_mode():
         head = torch.tensor([prefix], dtype=torch.long, device=device)
         cache = _prefix_cache(model, head) if prefix else None
+        if cache is None:  # whole prompts
+            prefix, head = [], head[:, :0]
         for start in range(0, len(order), settings.batch_size):
             chunk = order[start : start + settings.batch_size]
             batch = tokenizer.pad(
