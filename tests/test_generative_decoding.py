@@ -4,6 +4,8 @@ SmolLM2 chat tokenizer (ChatML)."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import torch
@@ -281,6 +283,25 @@ SHOTS = [
     ],
 ]
 QUESTIONS = ["Where is my card?", "Declined again!", "Rate for dollars to pounds, please?", "Hm?"]
+K_SHOT_PROMPTS = [[*SHOTS, {"role": "user", "content": q}] for q in QUESTIONS]
+
+
+def _token_ids(tokenizer, prompts: list[list[dict]]) -> list[list[int]]:
+    """The prompts' token ids as generation encodes them."""
+    return tokenizer(render_prompts(tokenizer, prompts), add_special_tokens=False)["input_ids"]
+
+
+@contextmanager
+def _embedded_widths(model) -> Iterator[list[tuple[int, int]]]:
+    """(rows, tokens) of every input the model's embedding layer reads while inside."""
+    widths: list[tuple[int, int]] = []
+    handle = model.get_input_embeddings().register_forward_hook(
+        lambda _module, args, _out: widths.append(tuple(args[0].shape))
+    )
+    try:
+        yield widths
+    finally:
+        handle.remove()
 
 
 def test_a_shared_prefix_is_encoded_once_and_changes_no_answer(tiny_chat_model, smollm2_tokenizer):
@@ -289,18 +310,11 @@ def test_a_shared_prefix_is_encoded_once_and_changes_no_answer(tiny_chat_model, 
     constrained, through a LoRA wrapper too; beam search keeps the plain path."""
     from peft import LoraConfig, get_peft_model
 
-    prompts = [[*SHOTS, {"role": "user", "content": q}] for q in QUESTIONS]
-    rendered = render_prompts(smollm2_tokenizer, prompts)
-    encoded = smollm2_tokenizer(rendered, add_special_tokens=False)["input_ids"]
+    prompts = K_SHOT_PROMPTS
+    encoded = _token_ids(smollm2_tokenizer, prompts)
     prefix = len(shared_prefix(encoded))
     assert prefix >= SHARED_PREFIX_MIN_TOKENS
     assert min(map(len, encoded)) < max(map(len, encoded))  # the tails pad to a batch
-
-    widths: list[tuple[int, int]] = []  # (rows, tokens) of every forward pass's input
-
-    def record(_module, args, kwargs):
-        ids = kwargs.get("input_ids", args[0] if args else None)
-        widths.append(tuple(ids.shape))
 
     lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"])
     wrapped = get_peft_model(copy.deepcopy(tiny_chat_model), lora)
@@ -310,17 +324,12 @@ def test_a_shared_prefix_is_encoded_once_and_changes_no_answer(tiny_chat_model, 
                 param.normal_(0, 2.0)
     choices = ["card_arrival", "card_declined", "exchange_rate"]
     for model in (tiny_chat_model, wrapped):
-        embed = model.get_input_embeddings()
         for settings in (
             DecodingSettings(max_new_tokens=5, batch_size=3),
             DecodingSettings(max_new_tokens=5, batch_size=3, choices=choices),
         ):
-            widths.clear()
-            handle = embed.register_forward_pre_hook(record, with_kwargs=True)
-            try:
+            with _embedded_widths(model) as widths:
                 batched = generate(model, smollm2_tokenizer, prompts, settings)
-            finally:
-                handle.remove()
             # the prefix once, then only the tails (and new tokens), never the prefix again
             assert widths[0] == (1, prefix), widths
             assert all(tokens < prefix for _, tokens in widths[1:]), widths
@@ -332,14 +341,8 @@ def test_a_shared_prefix_is_encoded_once_and_changes_no_answer(tiny_chat_model, 
         tiny_chat_model, smollm2_tokenizer, prompts, DecodingSettings(5)
     )  # the adapter's outputs differ: the comparison above is not of one model twice
     beams = DecodingSettings(max_new_tokens=4, num_beams=2, batch_size=4)
-    widths.clear()
-    handle = tiny_chat_model.get_input_embeddings().register_forward_pre_hook(
-        record, with_kwargs=True
-    )
-    try:
+    with _embedded_widths(tiny_chat_model) as widths:
         beamed = generate(tiny_chat_model, smollm2_tokenizer, prompts, beams)
-    finally:
-        handle.remove()
     assert widths[0][1] == max(map(len, encoded))  # whole prompts: no prefix cache
     assert beamed == [generate(tiny_chat_model, smollm2_tokenizer, [p], beams)[0] for p in prompts]
 
@@ -360,13 +363,12 @@ def test_a_prompt_learning_adapter_answers_with_its_virtual_tokens(
     with torch.no_grad():
         for param in tuned.prompt_encoder.parameters():
             param.normal_(0, 3.0)
-    prompts = [[*SHOTS, {"role": "user", "content": q}] for q in QUESTIONS]
+    prompts = K_SHOT_PROMPTS
     settings = DecodingSettings(max_new_tokens=5, batch_size=3)  # batches of mixed lengths
     answers = generate_token_ids(tuned, smollm2_tokenizer, prompts, settings)
     stops = stop_token_ids(tiny_chat_model, smollm2_tokenizer)
-    rendered = render_prompts(smollm2_tokenizer, prompts)
-    for text, got in zip(rendered, answers, strict=True):
-        ids = smollm2_tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    for prompt_ids, got in zip(_token_ids(smollm2_tokenizer, prompts), answers, strict=True):
+        ids = torch.tensor([prompt_ids])
         expected: list[int] = []
         with torch.no_grad():
             while len(expected) < settings.max_new_tokens:
@@ -409,21 +411,12 @@ def test_a_sliding_window_model_reads_whole_prompts(smollm2_tokenizer):
         eos_token_id=smollm2_tokenizer.eos_token_id,
     )
     model = MistralForCausalLM(config).eval()
-    prompts = [[*SHOTS, {"role": "user", "content": q}] for q in QUESTIONS]
-    widths: list[int] = []
-    handle = model.get_input_embeddings().register_forward_hook(
-        lambda _m, args, _out: widths.append(args[0].shape[1])
-    )
+    prompts = K_SHOT_PROMPTS
     settings = DecodingSettings(max_new_tokens=4, batch_size=4)
-    try:
+    with _embedded_widths(model) as widths:
         batched = generate(model, smollm2_tokenizer, prompts, settings)
-    finally:
-        handle.remove()
-    rendered = render_prompts(smollm2_tokenizer, prompts)
-    longest = max(
-        len(smollm2_tokenizer(t, add_special_tokens=False)["input_ids"]) for t in rendered
-    )
-    assert widths[0] == longest  # whole prompts in one pass, no prefix read on its own
+    longest = max(map(len, _token_ids(smollm2_tokenizer, prompts)))
+    assert widths[0][1] == longest  # whole prompts in one pass, no prefix read on its own
     assert batched == [generate(model, smollm2_tokenizer, [p], settings)[0] for p in prompts]
 
 

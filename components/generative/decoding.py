@@ -169,7 +169,7 @@ def _prompt_learning(model) -> str | None:
 
 
 def _with_virtual_tokens(
-    model, input_ids: torch.Tensor, attention_mask: torch.Tensor, beams: int = 1
+    model, kind: str, input_ids: torch.Tensor, attention_mask: torch.Tensor, beams: int = 1
 ):
     """The base model and its `generate` inputs for a prompt-learning model: placeholder ids
     (masked in) for the virtual positions, and peft's own virtual tokens (`get_prompt`) as
@@ -177,9 +177,6 @@ def _with_virtual_tokens(
 
     Written here because peft 0.21's `generate` mishandles both under transformers 5 (the
     prefix is dropped; prompt embeddings are re-inserted at every new token)."""
-    kind = _prompt_learning(model)
-    if kind not in ("PREFIX_TUNING", "PROMPT_TUNING", "P_TUNING"):
-        raise ValueError(f"generation does not support peft type {kind}")
     rows, virtual = input_ids.shape[0], model.active_peft_config.num_virtual_tokens
     held = torch.zeros((rows, virtual), dtype=input_ids.dtype, device=input_ids.device)
     base = model.get_base_model()
@@ -235,20 +232,20 @@ def generate_token_ids(
     if tree is not None:  # a constrained answer is a whole label: a cut one would be invalid
         budget = max(budget, choice_length(tree))
     prompt_learning = _prompt_learning(model)
+    if prompt_learning not in (None, "PREFIX_TUNING", "PROMPT_TUNING", "P_TUNING"):
+        raise ValueError(f"generation does not support peft type {prompt_learning}")
     # not with beam search (generate expands the inputs per beam, not a cache handed over) or
     # prompt learning (its virtual tokens come first)
     prefix = shared_prefix(encoded) if settings.num_beams == 1 and not prompt_learning else []
-    if len(prefix) < SHARED_PREFIX_MIN_TOKENS:
-        prefix = []
     with _left_padding(tokenizer), _eval_mode(model), torch.inference_mode():
-        head = torch.tensor([prefix], dtype=torch.long, device=device)
-        cache = _prefix_cache(model, head) if prefix else None
-        if cache is None:  # whole prompts
-            prefix, head = [], head[:, :0]
+        head, cache = torch.tensor([prefix], dtype=torch.long, device=device), None
+        if len(prefix) >= SHARED_PREFIX_MIN_TOKENS:
+            cache = _prefix_cache(model, head)
+        cached = head.shape[1] if cache is not None else 0  # leading tokens each row skips
         for start in range(0, len(order), settings.batch_size):
             chunk = order[start : start + settings.batch_size]
             batch = tokenizer.pad(
-                {"input_ids": [encoded[i][len(prefix) :] for i in chunk]},
+                {"input_ids": [encoded[i][cached:] for i in chunk]},
                 padding=True,
                 return_tensors="pt",
             )
@@ -266,7 +263,7 @@ def generate_token_ids(
             generator = model
             if prompt_learning:
                 generator, input_ids, attention_mask, reuse = _with_virtual_tokens(
-                    model, input_ids, attention_mask, settings.num_beams
+                    model, prompt_learning, input_ids, attention_mask, settings.num_beams
                 )
             constraint = None
             if tree is not None:
