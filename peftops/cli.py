@@ -616,7 +616,8 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Serve the finance and healthcare deployments from this process (Ctrl-C stops).
+    """Serve the presets' retrain deployments (classifiers and assistants), `sweep` and `curve`
+    from this process (Ctrl-C stops).
 
     Needs a Prefect server: `peftops server` starts one with everything, or run
     `prefect server start` and set PREFECT_API_URL (see README)."""
@@ -764,8 +765,9 @@ def bench_speed(
         list[str] | None,
         typer.Option(
             help="Run only these benchmarks (repeatable): throughput, padding, orchestration, "
-            "inference, memory, scaling; and, only when named, gen_throughput, gen_inference, "
-            "gen_memory (SmolLM2, tens of minutes)."
+            "inference, memory, scaling; and, only when named, distributed (process "
+            "start-ups, minutes), gen_throughput, gen_inference, gen_memory (SmolLM2, tens of "
+            "minutes)."
         ),
     ] = None,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
