@@ -99,6 +99,15 @@ def test_label_metrics_refuses_references_outside_the_set_and_clashing_labels():
         label_metrics(["yes"], ["yes"], ["Yes", "yes."])
 
 
+def test_single_letter_labels_stay_themselves_and_an_empty_output_names_none():
+    # normalize() drops articles, so "A" would read as "" and match an empty output
+    m = label_metrics(["", "The", "a.", " B "], ["A", "A", "A", "B"], ["A", "B", "C"])
+    assert m["accuracy"] == pytest.approx(2 / 4)  # "a." names A, " B " names B
+    assert m["invalid_output_rate"] == pytest.approx(2 / 4)  # "" and "The" name no label
+    with pytest.raises(ValueError, match="only punctuation"):
+        label_metrics(["+"], ["+"], ["+", "-"])
+
+
 def test_json_metrics_per_field():
     refs = [
         json.dumps({"intent": "refund", "urgent": True, "amount": 20}),

@@ -62,6 +62,11 @@ def test_a_closed_set_of_answers_is_scored_as_labels():
     assert closed_label_set(train, [conv("no")], 50) == ["maybe", "no", "yes"]
     assert closed_label_set(train, [conv("perhaps")], 50) is None  # a test answer outside it
     assert closed_label_set(train, [conv("no")], 2) is None  # too many distinct answers
+    # spellings that score alike are one label, named by the most common training spelling
+    mixed = [conv(a) for a in ("Yes", "yes", "yes", "yes.", "No", "no")]
+    assert closed_label_set(mixed, [conv("YES"), conv("no")], 50) == ["No", "yes"]
+    assert closed_label_set([conv("yes"), conv("Yes")], [conv("yes")], 50) is None  # one label
+    assert closed_label_set([conv("+"), conv("-")], [conv("+")], 50) is None  # no words
 
 
 def test_generation_trains_with_packing_and_keeps_evaluation_unpacked(tiny_causal_lm, tmp_path):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from components.config import DataConfig
+from components.generative.metrics import label_key
 from components.generative.templating import prompt_messages, reference, to_messages
 
 
@@ -79,11 +81,19 @@ def frames_to_messages(frames: dict[str, pd.DataFrame], data: DataConfig) -> dic
 
 
 def closed_label_set(train: list[list[dict]], test: list[list[dict]], limit: int) -> list | None:
-    """The distinct training answers when there are at most `limit` and every test answer is
-    one of them (a classification task phrased as generation); None otherwise."""
+    """The distinct training answers when there are 2 to `limit` and every test answer is one
+    of them (a classification task phrased as generation); None otherwise. Answers that
+    differ only in case or end punctuation ("Yes", "yes.") are one label, named by the
+    training set's most common spelling, as scoring (`label_key`) compares them."""
     if limit <= 0:
         return None
-    answers = {reference(c) for c in train}
-    if len(answers) > limit or any(reference(c) not in answers for c in test):
+    spellings: dict[str, Counter] = {}
+    for conversation in train:
+        answer = reference(conversation)
+        spellings.setdefault(label_key(answer), Counter())[answer] += 1
+    if "" in spellings or not 2 <= len(spellings) <= limit:
+        return None  # an answer of punctuation alone names nothing; one answer is no choice
+    if any(label_key(reference(c)) not in spellings for c in test):
         return None
-    return sorted(answers)
+    # most common spelling; ties to the first in sorted order, so the set is reproducible
+    return sorted(min(c, key=lambda s: (-c[s], s)) for c in spellings.values())

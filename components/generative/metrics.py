@@ -104,15 +104,24 @@ def perplexity(nll_sum: float, count: int) -> float:
     return math.exp(nll_sum / count)
 
 
+def label_key(text: str) -> str:
+    """What names a label: `normalize` but articles kept, so the labels "A"/"B"/"C" of a
+    multiple-choice task stay themselves and an empty output names none of them."""
+    words = (w.strip(string.punctuation) for w in str(text).lower().split())
+    return " ".join(w for w in words if w)
+
+
 def label_ids(texts: Sequence[str], labels: Sequence[str]) -> list[int]:
-    """Index of the label each text names after `normalize`; -1 when it names none."""
+    """Index of the label each text names after `label_key`; -1 when it names none."""
     index: dict[str, int] = {}
     for i, label in enumerate(labels):
-        key = normalize(label)
+        key = label_key(label)
+        if not key:
+            raise ValueError(f"label {label!r} is only punctuation or space")
         if key in index:
             raise ValueError(f"labels {labels[index[key]]!r} and {label!r} normalize alike")
         index[key] = i
-    return [index.get(normalize(t), -1) for t in texts]
+    return [index.get(label_key(t), -1) for t in texts]
 
 
 def label_metrics(preds: Sequence[str], refs: Sequence[str], labels: Sequence[str]) -> dict:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
-import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -79,7 +78,8 @@ def to_messages(
 
 
 def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    # None, NaN of any float type, pd.NA and NaT (nullable columns), not a list of messages
+    return pd.api.types.is_scalar(value) and bool(pd.isna(value))
 
 
 def _text(value: Any, label: Any, what: str) -> str:
