@@ -125,7 +125,7 @@ def _score_methods(
             row = {**fields, "method": method, "error": f"{err}"[:500]}
             tracking.set_tags(child, {"error": f"{type(err).__name__}: {err}"[:4000]})
             tracking.client().set_terminated(child, "FAILED")
-            logger.warning("%s %s failed: %s", method, point.name, err)
+            logger.warning("%s %s failed: %s", method, point.name, err, exc_info=True)
         else:
             _record(child, row)
             tracking.client().set_terminated(child, "FINISHED")

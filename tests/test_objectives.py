@@ -69,6 +69,35 @@ def test_a_closed_set_of_answers_is_scored_as_labels():
     assert closed_label_set([conv("+"), conv("-")], [conv("+")], 50) is None  # no words
 
 
+def test_a_label_metric_without_a_closed_set_of_answers_is_refused_before_training(
+    tiny_causal_lm,
+):
+    import pandas as pd
+
+    from components.config import ConfigError
+
+    def frame(answers):
+        return pd.DataFrame({"prompt": [f"q{i}" for i in range(len(answers))], "response": answers})
+
+    open_ended = {k: frame([f"answer {i}" for i in range(4)]) for k in ("train", "validation")}
+    config = apply_overrides(
+        load_preset("custom"),
+        [
+            "task=generation",
+            f"model.base_model={tiny_causal_lm}",
+            "data.prompt_column=prompt",
+            "data.response_column=response",
+            "registry.metric=accuracy",
+            "generation.max_label_set=3",
+        ],
+    )
+    objective = objective_for(config)
+    with pytest.raises(ConfigError, match=r"registry.metric='accuracy' needs a closed set"):
+        objective.prepare({**open_ended, "test": frame(["answer 1"])}, config)
+    labelled = {k: frame(["yes", "no", "yes", "no"]) for k in ("train", "validation", "test")}
+    assert objective.prepare(labelled, config).labels == ["no", "yes"]
+
+
 def test_generation_trains_with_packing_and_keeps_evaluation_unpacked(tiny_causal_lm, tmp_path):
     from components.data import load_splits
 

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from components.batching import batch_order
-from components.config import GENERATION_METRICS, PipelineConfig
+from components.config import GENERATION_METRICS, ConfigError, PipelineConfig
 from components.errors import DataLoadError
 from components.generative.bundle import (
     CausalLM,
@@ -70,6 +70,8 @@ _HERE = Path(__file__).resolve().parent.parent
 
 PREVIEW_EXAMPLES = 3  # training examples shown with their trained tokens marked
 PREDICTIONS = "evaluation/predictions.json"
+# registry metrics that exist only over a closed set of answers (`closed_label_set`)
+LABEL_SET_METRICS = ("accuracy", "macro_f1")
 
 
 def load_tokenizer(reference: str) -> Any:
@@ -240,6 +242,21 @@ class Generation:
             if expect_json
             else closed_label_set(splits["train"], splits["test"], config.generation.max_label_set)
         )
+        metric = config.registry.metric
+        if labels is None and metric in LABEL_SET_METRICS:
+            # refused here, not as a missing metric after training and evaluation
+            raise ConfigError(
+                f"registry.metric={metric!r} needs a closed set of answers, and these data have "
+                + (
+                    "JSON answers (generation.expect_json)"
+                    if expect_json
+                    else "none (at most generation.max_label_set="
+                    f"{config.generation.max_label_set} distinct training answers, at least 2, "
+                    "every test answer among them)"
+                )
+                + "; use exact_match, token_f1 or rouge_l"
+                + (", all_fields_accuracy or json_valid_rate" if expect_json else "")
+            )
         return ChatExamples(
             splits["train"],
             splits["validation"],
