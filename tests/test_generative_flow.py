@@ -59,6 +59,7 @@ def test_a_generative_run_registers_a_model_that_generates(workspace, tiny_causa
     version = tracking.client().get_model_version("peftops-finance-assistant", "1")
     assert version.tags["task"] == "generation"
     assert len(version.tags["chat_template_hash"]) == 16
+    assert version.tags["chat_template"] == "model"  # SmolLM2's own, not peftops' ChatML
     assert version.tags["base_model.provenance"].startswith("local:")  # a folder, here
     assert "base model few-shot" in version.description  # the model card, shown in the UI
     run = tracking.client().get_run(summary.mlflow_run_id)

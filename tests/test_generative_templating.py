@@ -287,6 +287,28 @@ def test_ensure_chat_template_on_a_tokenizer_without_one(tokenizer):
     assert trained_runs(bare, encoded) == ["Hello." + END]
 
 
+def test_a_vocabulary_without_chatml_tokens_ends_each_turn_with_eos():
+    """`<|im_end|>` spelt as plain text is no stop token: such a model's turns end with eos,
+    which is trained after each answer and stops generation."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from components.generative.decoding import stop_token_ids
+
+    words = ["<unk>", "</s>", "<|im_start|>", "user", "assistant", "Hi", "Hello", "\n"]
+    core = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Split("<|im_start|>", "isolated"), pre_tokenizers.Split("\n", "isolated")]
+    )
+    bare = PreTrainedTokenizerFast(tokenizer_object=core, eos_token="</s>", unk_token="<unk>")
+    assert "<|im_end|>" not in bare.get_vocab() and ensure_chat_template(bare) is True
+    assert chat_template_source(bare) == "peftops:chatml-eos"
+    encoded = encode_chat(bare, chat("Hi", "Hello"), max_length=64)
+    trained = [t for t, label in zip(encoded.input_ids, encoded.labels, strict=True) if label >= 0]
+    assert bare.convert_ids_to_tokens(trained) == ["Hello", "</s>"]
+    assert bare.eos_token_id in stop_token_ids(None, bare)
+
+
 def test_template_hash_is_stable_and_follows_the_template(tokenizer):
     again = tokenizer.__class__.from_pretrained(tokenizer.name_or_path)
     digest = template_hash(tokenizer)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from components.generative.decoding import DecodingSettings, generate
-from components.generative.models import load_causal_lm
+from components.generative.models import chat_template_source, load_causal_lm
 from components.generative.templating import IGNORE_INDEX, template_hash, trained_targets
 from components.modeling import (
     BUNDLE_FORMAT,
@@ -160,6 +160,7 @@ def save_generative_bundle(
         "task": "generation",
         "weights": kind,
         "chat_template_hash": template_hash(tokenizer),
+        "chat_template": chat_template_source(tokenizer),  # the model's, or peftops' ChatML
     }
     (folder / MANIFEST).write_text(json.dumps(data, indent=2, sort_keys=True))
     return folder

@@ -44,6 +44,10 @@ CHATML_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
+# The same for a vocabulary without ChatML's tokens: a turn ends with the tokenizer's eos
+# token, one token the model learns to emit and generation stops at (`<|im_end|>` spelt as
+# plain text would be neither); `<|im_start|>` stays text, a header the loss never sees.
+CHATML_EOS_TEMPLATE = CHATML_TEMPLATE.replace("'<|im_end|>'", "eos_token")
 
 
 def model_cache_dir() -> Path:
@@ -139,19 +143,23 @@ def write_atomically(final: Path, write: Callable[[Path], None]) -> Path:
 
 
 def ensure_chat_template(tokenizer: Any) -> bool:
-    """Give a tokenizer without a chat template (a base model's) plain ChatML; True when it
-    did. The choice is recorded in `tokenizer.init_kwargs[CHAT_TEMPLATE_MARK]`, which
+    """Give a tokenizer without a chat template (a base model's) plain ChatML, its turns
+    ended by the eos token where the vocabulary has no `<|im_end|>`; True when it did. The
+    choice is recorded in `tokenizer.init_kwargs[CHAT_TEMPLATE_MARK]`, which
     `save_pretrained` keeps."""
     if getattr(tokenizer, "chat_template", None):
         return False
-    tokenizer.chat_template = CHATML_TEMPLATE
-    tokenizer.init_kwargs[CHAT_TEMPLATE_MARK] = "chatml"
+    if "<|im_end|>" in tokenizer.get_vocab() or tokenizer.eos_token is None:
+        tokenizer.chat_template, mark = CHATML_TEMPLATE, "chatml"
+    else:
+        tokenizer.chat_template, mark = CHATML_EOS_TEMPLATE, "chatml-eos"
+    tokenizer.init_kwargs[CHAT_TEMPLATE_MARK] = mark
     return True
 
 
 def chat_template_source(tokenizer: Any) -> str:
-    """ "model" when the chat template came with the model, "peftops:chatml" when
-    `ensure_chat_template` supplied it (for run tags)."""
+    """ "model" when the chat template came with the model, "peftops:chatml" (or
+    "peftops:chatml-eos") when `ensure_chat_template` supplied it (for run tags)."""
     mark = tokenizer.init_kwargs.get(CHAT_TEMPLATE_MARK)
     return f"peftops:{mark}" if mark else "model"
 
