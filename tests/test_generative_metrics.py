@@ -144,6 +144,12 @@ def test_json_field_label_sets_keeps_small_closed_string_fields():
     # note: 3 distinct values in 4 (free text); n: not strings; answer: Yes/yes are one label.
     assert json_field_label_sets(refs) == {"intent": ["cancel", "refund"], "answer": ["No", "Yes"]}
     assert json_field_label_sets(refs, max_labels=1) == {}
+    # one field, scored: "the refund" is not "refund" (articles count for labels), and its
+    # macro-F1 is computed over the set the field's own values make (was: a ValueError)
+    refs = [json.dumps({"intent": i}) for i in ("refund", "the refund", "refund", "the refund")]
+    assert json_field_label_sets(refs) == {"intent": ["refund", "the refund"]}
+    metrics = generation_metrics(refs, refs, expect_json=True)
+    assert metrics["field.intent.macro_f1"] == 1.0
 
 
 def test_generation_metrics_is_flat_and_has_invalid_output_rate_always():

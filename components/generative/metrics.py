@@ -193,17 +193,18 @@ def json_metrics(preds: Sequence[str], refs: Sequence[str]) -> dict:
 def json_field_label_sets(refs: Sequence[str], max_labels: int = 20) -> dict[str, list[str]]:
     """Fields whose reference values are strings from a small closed set: field → sorted values.
 
-    Values are compared after `normalize` (the first spelling in sorted order names the label).
+    Values are compared after `label_key`, as `label_metrics` scores them (the first spelling
+    in sorted order names the label).
     Closed means at most `max_labels` distinct values, each used twice on average (so a free-text
     field whose values happen to repeat once is not mistaken for a label)."""
     gold = _reference_objects(refs)
     sets = {}
     for name in _fields(gold):
         values = [g[name] for g in gold if name in g]
-        if not all(isinstance(v, str) and normalize(v) for v in values):
+        if not all(isinstance(v, str) and label_key(v) for v in values):
             continue
-        # Spellings that normalize alike ("Yes", "yes") are one label, as field accuracy has it.
-        distinct = sorted({normalize(v): v for v in sorted(values, reverse=True)}.values())
+        # Spellings that score alike ("Yes", "yes.") are one label.
+        distinct = sorted({label_key(v): v for v in sorted(values, reverse=True)}.values())
         if len(distinct) <= min(max_labels, len(values) // 2):
             sets[name] = distinct
     return sets
