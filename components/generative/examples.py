@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from components.config import DataConfig
-from components.generative.metrics import label_key
+from components.generative.metrics import distinct_labels, label_key
 from components.generative.templating import prompt_messages, reference, to_messages
 
 
@@ -83,17 +82,14 @@ def frames_to_messages(frames: dict[str, pd.DataFrame], data: DataConfig) -> dic
 def closed_label_set(train: list[list[dict]], test: list[list[dict]], limit: int) -> list | None:
     """The distinct training answers when there are 2 to `limit` and every test answer is one
     of them (a classification task phrased as generation); None otherwise. Answers that
-    differ only in case or end punctuation ("Yes", "yes.") are one label, named by the
-    training set's most common spelling, as scoring (`label_key`) compares them."""
+    differ only in case or end punctuation ("Yes", "yes.") are one label, as scoring
+    compares them (`distinct_labels`)."""
     if limit <= 0:
         return None
-    spellings: dict[str, Counter] = {}
-    for conversation in train:
-        answer = reference(conversation)
-        spellings.setdefault(label_key(answer), Counter())[answer] += 1
-    if "" in spellings or not 2 <= len(spellings) <= limit:
+    labels = distinct_labels([reference(c) for c in train])
+    keys = {label_key(label) for label in labels}
+    if "" in keys or not 2 <= len(labels) <= limit:
         return None  # an answer of punctuation alone names nothing; one answer is no choice
-    if any(label_key(reference(c)) not in spellings for c in test):
+    if any(label_key(reference(c)) not in keys for c in test):
         return None
-    # most common spelling; ties to the first in sorted order, so the set is reproducible
-    return sorted(min(c, key=lambda s: (-c[s], s)) for c in spellings.values())
+    return labels

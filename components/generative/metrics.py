@@ -19,11 +19,27 @@ _ARTICLES = {"a", "an", "the"}
 _FENCE = re.compile(r"^```[A-Za-z0-9_-]*\s*\n?(.*?)\n?```$", re.DOTALL)
 
 
-def normalize(text: str) -> str:
-    """Lowercase, punctuation stripped from the ends of each word, articles dropped, whitespace
-    collapsed. Unlike SQuAD, punctuation inside a word stays ("3.5", "card_arrival")."""
+def label_key(text: str) -> str:
+    """What names a label: lowercase, punctuation stripped from the ends of each word,
+    whitespace collapsed; articles kept, so the labels "A"/"B"/"C" of a multiple-choice task
+    stay themselves and an empty output names none of them."""
     words = (w.strip(string.punctuation) for w in str(text).lower().split())
-    return " ".join(w for w in words if w and w not in _ARTICLES)
+    return " ".join(w for w in words if w)
+
+
+def normalize(text: str) -> str:
+    """`label_key` with articles dropped (SQuAD's answer normalisation, for exact match and
+    token F1). Unlike SQuAD, punctuation inside a word stays ("3.5", "card_arrival")."""
+    return " ".join(w for w in label_key(text).split() if w not in _ARTICLES)
+
+
+def distinct_labels(answers: Sequence[str]) -> list[str]:
+    """One spelling per label (answers with the same `label_key`, e.g. "Yes", "yes."): the
+    most common, ties to the first in sorted order, so the set is reproducible; sorted."""
+    spellings: dict[str, Counter] = {}
+    for answer in answers:
+        spellings.setdefault(label_key(answer), Counter())[answer] += 1
+    return sorted(min(c, key=lambda s: (-c[s], s)) for c in spellings.values())
 
 
 def _check(preds: Sequence[str], refs: Sequence[str]) -> None:
@@ -102,13 +118,6 @@ def perplexity(nll_sum: float, count: int) -> float:
     if count <= 0:
         raise ValueError("perplexity needs at least one scored token")
     return math.exp(nll_sum / count)
-
-
-def label_key(text: str) -> str:
-    """What names a label: `normalize` but articles kept, so the labels "A"/"B"/"C" of a
-    multiple-choice task stay themselves and an empty output names none of them."""
-    words = (w.strip(string.punctuation) for w in str(text).lower().split())
-    return " ".join(w for w in words if w)
 
 
 def label_ids(texts: Sequence[str], labels: Sequence[str]) -> list[int]:
@@ -193,8 +202,7 @@ def json_metrics(preds: Sequence[str], refs: Sequence[str]) -> dict:
 def json_field_label_sets(refs: Sequence[str], max_labels: int = 20) -> dict[str, list[str]]:
     """Fields whose reference values are strings from a small closed set: field → sorted values.
 
-    Values are compared after `label_key`, as `label_metrics` scores them (the first spelling
-    in sorted order names the label).
+    Values are compared after `label_key`, as `label_metrics` scores them (`distinct_labels`).
     Closed means at most `max_labels` distinct values, each used twice on average (so a free-text
     field whose values happen to repeat once is not mistaken for a label)."""
     gold = _reference_objects(refs)
@@ -203,8 +211,7 @@ def json_field_label_sets(refs: Sequence[str], max_labels: int = 20) -> dict[str
         values = [g[name] for g in gold if name in g]
         if not all(isinstance(v, str) and label_key(v) for v in values):
             continue
-        # Spellings that score alike ("Yes", "yes.") are one label.
-        distinct = sorted({label_key(v): v for v in sorted(values, reverse=True)}.values())
+        distinct = distinct_labels(values)
         if len(distinct) <= min(max_labels, len(values) // 2):
             sets[name] = distinct
     return sets

@@ -245,17 +245,18 @@ class Generation:
         metric = config.registry.metric
         if labels is None and metric in LABEL_SET_METRICS:
             # refused here, not as a missing metric after training and evaluation
-            raise ConfigError(
-                f"registry.metric={metric!r} needs a closed set of answers, and these data have "
-                + (
-                    "JSON answers (generation.expect_json)"
-                    if expect_json
-                    else "none (at most generation.max_label_set="
-                    f"{config.generation.max_label_set} distinct training answers, at least 2, "
-                    "every test answer among them)"
+            if expect_json:
+                why = "JSON answers (generation.expect_json)"
+                use = "exact_match, token_f1, rouge_l, all_fields_accuracy or json_valid_rate"
+            else:
+                why = (
+                    f"none (at most generation.max_label_set={config.generation.max_label_set} "
+                    "distinct training answers, at least 2, every test answer among them)"
                 )
-                + "; use exact_match, token_f1 or rouge_l"
-                + (", all_fields_accuracy or json_valid_rate" if expect_json else "")
+                use = "exact_match, token_f1 or rouge_l"
+            raise ConfigError(
+                f"registry.metric={metric!r} needs a closed set of answers, and these data "
+                f"have {why}; use {use}"
             )
         return ChatExamples(
             splits["train"],
