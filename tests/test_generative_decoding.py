@@ -15,6 +15,7 @@ from components.generative.bundle import CausalLM
 from components.generative.decoding import (
     SHARED_PREFIX_MIN_TOKENS,
     DecodingSettings,
+    context_size,
     generate,
     generate_token_ids,
     render_prompts,
@@ -345,6 +346,30 @@ def test_a_shared_prefix_is_encoded_once_and_changes_no_answer(tiny_chat_model, 
         beamed = generate(tiny_chat_model, smollm2_tokenizer, prompts, beams)
     assert widths[0][1] == max(map(len, encoded))  # whole prompts: no prefix cache
     assert beamed == [generate(tiny_chat_model, smollm2_tokenizer, [p], beams)[0] for p in prompts]
+
+
+def test_prompts_longer_than_the_context_are_cut_to_fit_it(
+    tiny_chat_model, smollm2_tokenizer, caplog
+):
+    """A k-shot prompt past the model's positions less the answer budget drops its oldest
+    examples (and answers as that shorter prompt does); the others are untouched."""
+    long = [*SHOTS, {"role": "user", "content": "The last question?"}]
+    short = [{"role": "user", "content": "Hi"}]
+    fitted = [long[0], *long[3:]]  # the system message stays, the first example goes
+    settings = DecodingSettings(max_new_tokens=4, batch_size=2)
+    lengths = _token_ids(smollm2_tokenizer, [long, fitted])
+    model = copy.deepcopy(tiny_chat_model)
+    model.config.max_position_embeddings = len(lengths[1]) + 4  # the shorter prompt fits
+    assert context_size(model) == len(lengths[1]) + 4 < len(lengths[0]) + 4
+    with caplog.at_level("WARNING", logger="components.generative.decoding"):
+        cut = generate(model, smollm2_tokenizer, [long, short], settings)
+    assert cut == [
+        generate(tiny_chat_model, smollm2_tokenizer, [fitted], settings)[0],
+        generate(tiny_chat_model, smollm2_tokenizer, [short], settings)[0],
+    ]
+    assert "1 of 2 prompts were longer than the model's" in caplog.text
+    with pytest.raises(ValueError, match="leaves no room"):
+        generate(model, smollm2_tokenizer, [short], DecodingSettings(max_new_tokens=10_000))
 
 
 @pytest.mark.parametrize("kind", ["prompt_tuning", "prefix_tuning"])

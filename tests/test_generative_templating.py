@@ -17,6 +17,7 @@ from components.generative.templating import (
     EncodedChat,
     collate,
     encode_chat,
+    fit_prompt,
     masked_preview,
     pack,
     prompt_messages,
@@ -316,3 +317,35 @@ def test_template_hash_is_stable_and_follows_the_template(tokenizer):
     assert template_hash(again) == digest
     again.chat_template = CHATML_TEMPLATE
     assert template_hash(again) != digest
+
+
+def test_a_prompt_over_the_context_loses_its_oldest_shots_then_its_start(tokenizer):
+    def rendered(messages):
+        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    prompt = chat(
+        "First question " * 5,
+        "First answer " * 5,
+        "Second question " * 5,
+        "Second answer " * 5,
+        "Last question",
+        system="Be brief.",
+    )
+    whole = rendered(prompt)
+    assert fit_prompt(tokenizer, prompt, len(whole)) == (whole, None)
+    without_first = rendered([prompt[0], *prompt[3:]])
+    ids, note = fit_prompt(tokenizer, prompt, len(without_first))
+    assert (ids, note) == (without_first, "dropped the 1 oldest exchange(s)")
+    assert prompt[1]["content"].startswith("First")  # the caller's messages are not changed
+
+    long = chat(" ".join(f"word{i}" for i in range(200)), system="Be brief.")
+    ids, note = fit_prompt(tokenizer, long, 64)
+    assert len(ids) <= 64
+    text = tokenizer.decode(ids)
+    assert text.startswith("<|im_start|>system\nBe brief.")
+    assert text.endswith("<|im_start|>assistant\n")  # the generation prompt stays
+    assert "word0 " not in text and "word199" in text
+    assert note.startswith("cut the first ")
+    with pytest.raises(ValueError, match="does not fit in 8"):
+        fit_prompt(tokenizer, long, 8)  # the system message and headers alone are longer

@@ -6,6 +6,7 @@ Plain functions over a transformers causal LM (peft-wrapped or not) and its toke
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -13,7 +14,14 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from components.generative.templating import IGNORE_INDEX, response_token_ids, trained_targets
+from components.generative.templating import (
+    IGNORE_INDEX,
+    fit_prompt,
+    response_token_ids,
+    trained_targets,
+)
+
+log = logging.getLogger(__name__)
 
 # End-of-turn tokens of common chat templates: generation stops at them as well as at eos,
 # because a chat model ends its answer with the turn marker, not always with eos.
@@ -207,6 +215,49 @@ def _prefix_cache(model, prefix: torch.Tensor):
     return cache
 
 
+def context_size(model) -> int | None:
+    """Tokens the model attends over: its position limit, less prompt learning's virtual
+    tokens; None where the config names no limit."""
+    size = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if not isinstance(size, int):
+        return None
+    config = getattr(model, "active_peft_config", None)
+    if getattr(config, "is_prompt_learning", False):
+        size -= config.num_virtual_tokens
+    return size
+
+
+def _fit_context(
+    model, tokenizer, conversations: list[list[dict]], encoded: list[list[int]], budget: int
+) -> None:
+    """Cap each encoded prompt (in place) so that it and `budget` new tokens fit the model's
+    context (`fit_prompt`: oldest few-shot examples first, then the front of the user
+    message); a warning says how many were cut. Past the context a model with learned
+    positions fails and a rotary one reads positions it never saw."""
+    size = context_size(model)
+    if size is None:
+        return
+    limit = size - budget
+    if limit < 1:
+        raise ValueError(
+            f"max_new_tokens={budget} leaves no room for a prompt in the model's {size}-token "
+            "context"
+        )
+    cut = [i for i, ids in enumerate(encoded) if len(ids) > limit]
+    for i in cut:
+        encoded[i], _ = fit_prompt(tokenizer, conversations[i], limit)
+    if cut:
+        log.warning(
+            "%d of %d prompts were longer than the model's %d-token context less the %d-token "
+            "answer budget: cut to fit (oldest examples first, then the start of the user "
+            "message)",
+            len(cut),
+            len(encoded),
+            size,
+            budget,
+        )
+
+
 def generate_token_ids(
     model, tokenizer, conversations: list[list[dict]], settings: DecodingSettings
 ) -> list[list[int]]:
@@ -222,11 +273,7 @@ def generate_token_ids(
     # The template already writes the special tokens the model expects (as
     # apply_chat_template(tokenize=True) does), so the tokenizer must not add bos again.
     encoded = tokenizer(prompts, add_special_tokens=False)["input_ids"]
-    # Longest first: similar lengths share a batch (less padding), and memory peaks early.
-    order = sorted(range(len(encoded)), key=lambda i: (-len(encoded[i]), i))
     stops = stop_token_ids(model, tokenizer)
-    device = _device(model)
-    results: list[list[int]] = [[] for _ in encoded]
     tree = choice_tree(tokenizer, settings.choices, stops) if settings.choices else None
     budget = settings.max_new_tokens
     if tree is not None:  # a constrained answer is a whole label: a cut one would be invalid
@@ -234,6 +281,11 @@ def generate_token_ids(
     prompt_learning = _prompt_learning(model)
     if prompt_learning not in (None, "PREFIX_TUNING", "PROMPT_TUNING", "P_TUNING"):
         raise ValueError(f"generation does not support peft type {prompt_learning}")
+    _fit_context(model, tokenizer, conversations, encoded, budget)
+    # Longest first: similar lengths share a batch (less padding), and memory peaks early.
+    order = sorted(range(len(encoded)), key=lambda i: (-len(encoded[i]), i))
+    device = _device(model)
+    results: list[list[int]] = [[] for _ in encoded]
     # not with beam search (generate expands the inputs per beam, not a cache handed over) or
     # prompt learning (its virtual tokens come first)
     prefix = shared_prefix(encoded) if settings.num_beams == 1 and not prompt_learning else []

@@ -236,10 +236,14 @@ def _layout(tokenizer: Any, messages: list[dict], train_on_prompt: bool) -> _Lay
 
 
 def _oldest_exchange(messages: list[dict]) -> tuple[int, int] | None:
-    """Message slice of the oldest user/assistant exchange that is not the last one."""
+    """Message slice of the oldest user/assistant exchange before the last user message (a
+    training conversation's earlier turns, a few-shot prompt's oldest solved example)."""
     first = 1 if messages and messages[0]["role"] == "system" else 0
-    assistants = [i for i, m in enumerate(messages) if m["role"] == "assistant" and i >= first]
-    if len(assistants) < 2:
+    last_user = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=-1)
+    assistants = [
+        i for i, m in enumerate(messages) if m["role"] == "assistant" and first <= i < last_user
+    ]
+    if not assistants:
         return None
     return first, assistants[0] + 1
 
@@ -279,6 +283,47 @@ def encode_chat(
         ids, labels = ids[:max_length], labels[:max_length]
     trainable = sum(label != IGNORE_INDEX for label in labels)
     return EncodedChat(ids, labels, full_length, trainable, "; ".join(notes) or None)
+
+
+def fit_prompt(
+    tokenizer: Any, messages: list[dict], max_tokens: int
+) -> tuple[list[int], str | None]:
+    """Token ids of `messages` rendered as a generation prompt, at most `max_tokens` long, and
+    what the cap removed (None when nothing). As `encode_chat` caps training rows: the oldest
+    exchanges go first (a few-shot prompt's oldest examples), then the front of the last user
+    message; the system message, the role headers and the generation prompt stay. A prompt
+    whose fixed part alone is too long is refused (ValueError)."""
+
+    def encode(turns: list[dict]) -> list[int]:
+        return _tokenize(tokenizer, [_render(tokenizer, turns, generation=True)])[0]
+
+    ids = encode(messages)
+    if len(ids) <= max_tokens:
+        return ids, None
+    full, kept, dropped, notes = len(ids), list(messages), 0, []
+    while len(ids) > max_tokens and (cut := _oldest_exchange(kept)) is not None:
+        del kept[cut[0] : cut[1]]
+        dropped += 1
+        ids = encode(kept)
+    if dropped:
+        notes.append(f"dropped the {dropped} oldest exchange(s)")
+    last_user = max((i for i, m in enumerate(kept) if m["role"] == "user"), default=None)
+    if len(ids) > max_tokens and last_user is not None:
+        content = _tokenize(tokenizer, [kept[last_user]["content"]])[0]
+        cut_tokens = 0
+        # decoding a token suffix and rendering it again can merge tokens differently: repeat
+        while len(ids) > max_tokens and cut_tokens < len(content):
+            cut_tokens = min(len(content), cut_tokens + len(ids) - max_tokens)
+            text = tokenizer.decode(content[cut_tokens:], skip_special_tokens=False)
+            kept[last_user] = {**kept[last_user], "content": text}
+            ids = encode(kept)
+        notes.append(f"cut the first {cut_tokens} token(s) of the last user message")
+    if len(ids) > max_tokens:
+        raise ValueError(
+            f"a prompt of {full} tokens does not fit in {max_tokens}: even without its user "
+            f"message's text and earlier exchanges it takes {len(ids)} (system message, headers)"
+        )
+    return ids, "; ".join(notes)
 
 
 def response_token_ids(tokenizer: Any, response: str) -> list[int]:
