@@ -15,6 +15,7 @@ from components.generative.metrics import (
     json_field_label_sets,
     json_metrics,
     label_metrics,
+    metric_function,
     normalize,
     per_example_scores,
     perplexity,
@@ -184,3 +185,41 @@ def test_json_boolean_fields_must_match_in_value_and_type():
     scored = json_metrics(preds, refs)
     assert scored["field.red_flag"] == pytest.approx(1 / 3)  # a wrong bool and a 1 are wrong
     assert scored["all_fields_accuracy"] == pytest.approx(1 / 3)
+
+
+def test_metric_function_equals_generation_metrics_on_every_resample(monkeypatch):
+    """What the bootstrap calls per resample: the same value as the whole metrics dict, for
+    each registry metric, on resampled (repeated) examples."""
+    import components.generative.metrics as metrics
+
+    rng = np.random.default_rng(0)
+    refs = ["positive", "negative", "neutral", "positive", "negative"]
+    preds = ["positive", "the negative", "maybe", "neutral", "negative."]
+    jrefs = [json.dumps({"intent": i}) for i in ["refund", "cancel", "refund", "cancel", "x"]]
+    jpreds = ['{"intent": "refund"}', "oops", '{"intent": "Refund"}', "{}", '{"intent": "x"}']
+    cases = [
+        (preds, refs, {"labels": LABELS}, ("exact_match", "token_f1", "rouge_l", "accuracy")),
+        (preds, refs, {"labels": LABELS}, ("macro_f1",)),
+        (jpreds, jrefs, {"expect_json": True}, ("json_valid_rate", "all_fields_accuracy")),
+        (preds, refs, {}, ("rouge_l", "exact_match")),
+    ]
+    for p, r, kw, names in cases:
+        for name in names:
+            fn = metric_function(name, **kw)
+            for _ in range(5):
+                idx = rng.integers(0, len(r), len(r))
+                pick_p, pick_r = [p[i] for i in idx], [r[i] for i in idx]
+                assert fn(pick_p, pick_r) == pytest.approx(
+                    generation_metrics(pick_p, pick_r, **kw)[name]
+                ), name
+    calls = []
+    real = metrics._PAIR_METRICS["rouge_l"]
+    monkeypatch.setitem(
+        metrics._PAIR_METRICS, "rouge_l", lambda p, r: calls.append(1) or real(p, r)
+    )
+    fn = metric_function("rouge_l")
+    for _ in range(20):
+        fn(preds, refs)
+    assert len(calls) == len(set(zip(preds, refs, strict=True)))  # each pair scored once
+    with pytest.raises(ValueError, match="no metric 'accuracy'"):
+        metric_function("accuracy")(preds, refs)  # no label set: no accuracy

@@ -259,3 +259,27 @@ def generation_metrics(
                 "macro_f1"
             ]
     return result
+
+
+def metric_function(
+    metric: str, *, labels: Sequence[str] | None = None, expect_json: bool = False
+) -> Callable[[Sequence[str], Sequence[str]], float]:
+    """`generation_metrics(...)[metric]` as a function of (predictions, references), for a
+    bootstrap that calls it once per resample: a mean of per-example scores (exact match,
+    token F1, ROUGE-L) scores each distinct pair once and averages; a label or JSON metric
+    computes that family only (not ROUGE-L over every example each time)."""
+    if metric in _PAIR_METRICS:
+        pair = lru_cache(maxsize=None)(_PAIR_METRICS[metric])
+        return lambda preds, refs: _mean([pair(p, r) for p, r in zip(preds, refs, strict=True)])
+    if labels is not None and metric in ("accuracy", "macro_f1", "kappa"):
+        return lambda preds, refs: float(label_metrics(preds, refs, labels)[metric])
+    if expect_json and metric in ("json_valid_rate", "all_fields_accuracy"):
+        return lambda preds, refs: float(json_metrics(preds, refs)[metric])
+
+    def whole(preds: Sequence[str], refs: Sequence[str]) -> float:
+        scored = generation_metrics(preds, refs, labels=labels, expect_json=expect_json)
+        if metric not in scored:
+            raise ValueError(f"no metric {metric!r} for these outputs; one of {sorted(scored)}")
+        return float(scored[metric])
+
+    return whole

@@ -31,7 +31,7 @@ from components.generative.bundle import (
 )
 from components.generative.decoding import DecodingSettings, generate, row_nll, sequence_nll
 from components.generative.examples import ChatExamples, closed_label_set, frames_to_messages
-from components.generative.metrics import generation_metrics, perplexity
+from components.generative.metrics import generation_metrics, metric_function, perplexity
 from components.generative.models import (
     check_4bit,
     ensure_chat_template,
@@ -471,12 +471,7 @@ class Generation:
         return examples.test_references()
 
     def metric_fn(self, metric: str, examples: ChatExamples) -> Callable[[list, list], float]:
-        def score(preds: list, refs: list) -> float:
-            return generation_metrics(
-                preds, refs, labels=examples.labels, expect_json=examples.expect_json
-            )[metric]
-
-        return score
+        return metric_function(metric, labels=examples.labels, expect_json=examples.expect_json)
 
     def pyfunc(self, examples: ChatExamples) -> PyfuncSpec:
         return PyfuncSpec(
