@@ -493,3 +493,46 @@ def test_constrain_to_labels_reaches_the_baselines_and_the_bundle(tmp_path):
     on = apply_overrides(config, ["generation.constrain_to_labels=true"])
     assert _decoding(on, ["a", "b"]).choices == ["a", "b"]
     assert _decoding(on, None).choices is None  # JSON or open answers: nothing to constrain
+
+
+def test_served_messages_are_checked_and_get_the_training_system_prompt(
+    tiny_chat_model, smollm2_tokenizer
+):
+    """The pyfunc's input: a JSON list of messages gets the bundle's system prompt where it
+    has none (as training rows did) and is checked as training data is; plain text is a user
+    message; a text that only looks like JSON stays text."""
+    import json
+
+    import pandas as pd
+
+    from components.generative.bundle import Generator
+    from components.generative.serving import conversations_from_input
+
+    generator = Generator(tiny_chat_model, smollm2_tokenizer, {"system_prompt": "Be brief."})
+    system = {"role": "system", "content": "Be brief."}
+    own = [{"role": "system", "content": "Be formal."}, {"role": "user", "content": "Hi"}]
+    parts = [{"role": "user", "content": [{"type": "text", "text": "Hel"}, {"text": "lo"}]}]
+    frame = pd.DataFrame(
+        {
+            "prompt": [
+                "Where is my card?",
+                json.dumps([{"role": "user", "content": "Where?"}]),
+                json.dumps(own),
+                json.dumps(parts),
+                "[not json",
+                "[1, 2]",
+            ]
+        }
+    )
+    assert conversations_from_input(frame, generator) == [
+        [system, {"role": "user", "content": "Where is my card?"}],
+        [system, {"role": "user", "content": "Where?"}],
+        own,
+        [system, {"role": "user", "content": "Hello"}],
+        [system, {"role": "user", "content": "[not json"}],
+        [system, {"role": "user", "content": "[1, 2]"}],
+    ]
+    bad = json.dumps([{"role": "tool", "content": "x"}])
+    with pytest.raises(ValueError, match="row 1: message 0 has role 'tool'"):
+        conversations_from_input(["fine", bad], generator)
+    assert conversations_from_input([parts], generator)[0][-1]["content"] == "Hello"

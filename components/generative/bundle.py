@@ -17,7 +17,12 @@ from torch import nn
 
 from components.generative.decoding import DecodingSettings, generate
 from components.generative.models import chat_template_source, load_causal_lm
-from components.generative.templating import IGNORE_INDEX, template_hash, trained_targets
+from components.generative.templating import (
+    IGNORE_INDEX,
+    template_hash,
+    trained_targets,
+    with_system_prompt,
+)
 from components.modeling import (
     BUNDLE_FORMAT,
     MANIFEST,
@@ -177,8 +182,8 @@ class Generator:
         self.settings = DecodingSettings(**manifest.get("decoding", {}))
 
     def conversation(self, prompt: str) -> list[dict]:
-        head = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
-        return [*head, {"role": "user", "content": prompt}]
+        """One user message after the bundle's system prompt (as the model was trained)."""
+        return with_system_prompt([{"role": "user", "content": prompt}], self.system_prompt)
 
     def generate(
         self, conversations: list[list[dict]], settings: DecodingSettings | None = None

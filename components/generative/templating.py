@@ -70,11 +70,16 @@ def to_messages(
     if messages_column not in frame.columns:
         raise ValueError(f"no column {messages_column!r} (and no prompt/response columns given)")
     for label, value in zip(frame.index, frame[messages_column], strict=True):
-        messages = _parse_messages(value, label)
-        if head and messages[0]["role"] != "system":
-            messages = head + messages
-        out.append(messages)
+        out.append(with_system_prompt(parse_messages(value, label), system_prompt))
     return out
+
+
+def with_system_prompt(messages: list[dict], system_prompt: str | None) -> list[dict]:
+    """`messages` led by `system_prompt` where they have no system message of their own (as
+    training rows are, so served conversations are prompted as the model was trained)."""
+    if system_prompt and (not messages or messages[0]["role"] != "system"):
+        return [{"role": "system", "content": system_prompt}, *messages]
+    return messages
 
 
 def _missing(value: Any) -> bool:
@@ -88,7 +93,9 @@ def _text(value: Any, label: Any, what: str) -> str:
     return str(value)
 
 
-def _parse_messages(value: Any, label: Any) -> list[dict]:
+def parse_messages(value: Any, label: Any) -> list[dict]:
+    """One conversation's role/content messages from a list (or its JSON text), checked: a
+    ValueError naming `label` (the row) and the message for anything else."""
     if isinstance(value, str):
         try:
             value = json.loads(value)
