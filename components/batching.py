@@ -56,6 +56,8 @@ def batch_order(
 ) -> list[np.ndarray]:
     """Index batches. Grouped: shuffle, sort within mega-batches of 50 batches by length,
     cut into batches, then shuffle the batches (the Hugging Face `group_by_length` recipe)."""
+    if not len(lengths):
+        return []
     rng = np.random.default_rng(seed)
     idx = rng.permutation(len(lengths)) if shuffle else np.arange(len(lengths))
     lengths = np.asarray(lengths)

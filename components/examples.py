@@ -116,6 +116,19 @@ def encode_labels(
     return label_list, encoded
 
 
+def require_rows(frames: Mapping[str, pd.DataFrame]) -> None:
+    """A `DataLoadError` naming each empty split, for runs whose validation suite (which
+    reports it first) is off: training needs rows, the best epoch is chosen on the validation
+    split and the model is scored on the test split."""
+    empty = [name for name in ("train", "validation", "test") if not len(frames[name])]
+    if empty:
+        which = f"the {' and '.join(empty)} split{'s have' if len(empty) > 1 else ' has'}"
+        raise DataLoadError(
+            f"{which} no rows: training needs train rows, the best epoch is chosen on "
+            "validation and the model is scored on test"
+        )
+
+
 def to_examples(
     frames: dict[str, pd.DataFrame],
     text_column: str,

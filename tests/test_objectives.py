@@ -35,6 +35,27 @@ def test_unknown_task_is_refused():
         objective_for("regression")
 
 
+@pytest.mark.parametrize("preset", ["finance", "finance-assistant"])
+def test_an_empty_split_is_refused_readably_when_validation_is_off(preset):
+    """The validation suite's row check reports an empty split first; with the suite off,
+    each task type's `prepare` still refuses it before training (was numpy's error)."""
+    from components.data import load_splits
+    from components.errors import DataLoadError
+
+    config = apply_overrides(
+        load_preset(preset), [f"data.path={DATA / preset}", "validation.enabled=false"]
+    )
+    objective = objective_for(config)
+    frames = dict(load_splits(config.data, DATA.parent).frames)
+    assert len(objective.prepare(frames, config).validation) > 0
+    frames["validation"] = frames["validation"].iloc[:0]
+    with pytest.raises(DataLoadError, match=r"^the validation split has no rows: training"):
+        objective.prepare(frames, config)
+    frames["test"] = frames["test"].iloc[:0]
+    with pytest.raises(DataLoadError, match=r"^the validation and test splits have no rows"):
+        objective.prepare(frames, config)
+
+
 def test_generation_preview_marks_only_the_answers(tiny_causal_lm):
     from components.data import load_splits
 

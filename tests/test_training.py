@@ -102,6 +102,7 @@ def test_length_grouped_batches_cover_every_example_once():
     spread = np.mean([np.ptp([lengths[i] for i in b]) for b in batches])
     plain = batch_order(lengths, 16, shuffle=True, seed=3, group_by_length=False)
     assert spread < np.mean([np.ptp([lengths[i] for i in b]) for b in plain])
+    assert batch_order([], 16, shuffle=True, seed=3, group_by_length=True) == []  # no rows
 
 
 def test_training_key_changes_with_data_and_config_only(setup):

@@ -22,7 +22,7 @@ from components.evaluation import (
     min_recall,
     save_confusion_matrix,
 )
-from components.examples import Examples, TextSplit, infer_labels, to_examples
+from components.examples import Examples, TextSplit, infer_labels, require_rows, to_examples
 from components.modeling import load_bundle
 from components.objectives.base import Baselines, EpochCallback, PyfuncSpec, Scored
 from components.selection import Selection, run_selection
@@ -70,6 +70,7 @@ class Classification:
         )
 
     def prepare(self, frames: dict[str, pd.DataFrame], config: PipelineConfig) -> Examples:
+        require_rows(frames)
         data = config.data
         return to_examples(
             frames,

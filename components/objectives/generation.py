@@ -23,6 +23,7 @@ from torch import nn
 from components.batching import batch_order
 from components.config import GENERATION_METRICS, ConfigError, PipelineConfig
 from components.errors import DataLoadError
+from components.examples import require_rows
 from components.generative.bundle import (
     CausalLM,
     load_generative_bundle,
@@ -235,6 +236,7 @@ class Generation:
         )
 
     def prepare(self, frames: dict[str, pd.DataFrame], config: PipelineConfig) -> ChatExamples:
+        require_rows(frames)
         splits = self._conversations(frames, config)
         expect_json = config.generation.expect_json
         labels = (
