@@ -95,20 +95,27 @@ def take(split: TextSplit, rows: Sequence[int]) -> TextSplit:
     return TextSplit([split.texts[i] for i in rows], [split.label_ids[i] for i in rows])
 
 
+def stratified_rows(classes: Sequence, size: int | None, seed: int = 13) -> list[int]:
+    """Sorted row numbers of a sample of `size` rows stratified by `classes` (one per row;
+    every row when `size` is None or larger): what caps a curve's test and validation cost
+    for both task types. A class too rare to stratify gives a plain sample."""
+    if size is None or size >= len(classes):
+        return list(range(len(classes)))
+    from sklearn.model_selection import train_test_split
+
+    rows = np.arange(len(classes))
+    try:
+        kept, _ = train_test_split(rows, train_size=size, stratify=classes, random_state=seed)
+    except ValueError:  # a class too rare to stratify: a plain sample
+        kept = np.random.default_rng(seed).choice(rows, size=size, replace=False)
+    return sorted(kept.tolist())
+
+
 def subsample_split(split: TextSplit, size: int | None, seed: int = 13) -> TextSplit:
     """A stratified sample of `size` rows (all rows when `size` is None or larger)."""
     if size is None or size >= len(split):
         return split
-    from sklearn.model_selection import train_test_split
-
-    rows = np.arange(len(split))
-    try:
-        kept, _ = train_test_split(
-            rows, train_size=size, stratify=split.label_ids, random_state=seed
-        )
-    except ValueError:  # a class too rare to stratify: a plain sample
-        kept = np.random.default_rng(seed).choice(rows, size=size, replace=False)
-    return take(split, sorted(kept.tolist()))
+    return take(split, stratified_rows(split.label_ids, size, seed))
 
 
 @dataclass

@@ -170,8 +170,8 @@ def prepare_generative_curve(
     seed = config.data.split.seed
     examples = replace(
         examples,
-        test=gen_curve.subsample_chats(examples.test, max_test, seed),
-        validation=gen_curve.subsample_chats(examples.validation, max_validation, seed),
+        test=gen_curve.subsample_chats(examples.test, examples, max_test, seed),
+        validation=gen_curve.subsample_chats(examples.validation, examples, max_validation, seed),
     )
     zero, seconds = gen_curve.base_model_row(examples, config, 0, config.training.seed)
     tracking.set_tags(run_id, {"peftops.kind": "curve"})

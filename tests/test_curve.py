@@ -247,3 +247,24 @@ def test_generative_k_counts_conversations_per_intent():
     intents = sorted(json.loads(c[-1]["content"])["intent"] for c in two.train)
     assert intents == ["a", "a", "b", "b", "c", "c", "d"]  # a rare class gives what it has
     assert all(c in two.train for c in sample_chats(examples, CurvePoint(1, 0)).train)
+
+
+def test_the_generative_test_cap_keeps_the_mix_of_answers():
+    """A capped test split keeps each intent's share (stratified, as the classifier's curve
+    caps its test split), in the split's order, the same for the same seed."""
+    from components.generative.curve import subsample_chats
+    from components.generative.examples import ChatExamples
+
+    def chat(i: int, intent: str) -> list[dict]:
+        answer = json.dumps({"intent": intent})
+        return [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": answer}]
+
+    test = [chat(i, "rare" if i % 10 == 0 else "common") for i in range(100)]
+    examples = ChatExamples([], [], test, expect_json=True, fields=["intent"])
+    capped = subsample_chats(test, examples, 20, seed=5)
+    intents = Counter(json.loads(c[-1]["content"])["intent"] for c in capped)
+    assert intents == {"common": 18, "rare": 2}
+    assert capped == [c for c in test if c in capped]  # the split's order
+    assert subsample_chats(test, examples, 20, seed=5) == capped
+    assert subsample_chats(test, examples, None) == test
+    assert subsample_chats(test, examples, 500) == test

@@ -22,8 +22,6 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 from components.config import ConfigError, PipelineConfig
 from components.curve import (
     FULL,
@@ -32,6 +30,7 @@ from components.curve import (
     method_config,
     point_fields,
     sample_indices,
+    stratified_rows,
 )
 from components.generative.examples import ChatExamples
 from components.generative.templating import reference
@@ -67,13 +66,12 @@ def sample_chats(examples: ChatExamples, point: CurvePoint) -> ChatExamples:
     return replace(examples, train=[examples.train[i] for i in rows])
 
 
-def subsample_chats(split: list, size: int | None, seed: int = 13) -> list:
-    """`size` conversations of `split` in their order (all when None or larger): caps the
-    test and validation cost, as `max_test` does for the classifier's curve."""
-    if size is None or size >= len(split):
-        return split
-    keep = sorted(np.random.default_rng(seed).choice(len(split), size=size, replace=False))
-    return [split[i] for i in keep]
+def subsample_chats(split: list, examples: ChatExamples, size: int | None, seed: int = 13) -> list:
+    """`size` conversations of `split` in their order (all when None or larger), stratified
+    by `class_of` as the classifier's curve samples by label: caps the test and validation
+    cost without changing the mix of answers."""
+    rows = stratified_rows([class_of(c, examples) for c in split], size, seed)
+    return [split[i] for i in rows]
 
 
 def default_methods(config: PipelineConfig) -> list[str]:
