@@ -122,7 +122,8 @@ def require_rows(frames: Mapping[str, pd.DataFrame]) -> None:
     split and the model is scored on the test split."""
     empty = [name for name in ("train", "validation", "test") if not len(frames[name])]
     if empty:
-        which = f"the {' and '.join(empty)} split{'s have' if len(empty) > 1 else ' has'}"
+        names = ", ".join(empty[:-1]) + " and " + empty[-1] if len(empty) > 1 else empty[0]
+        which = f"the {names} split{'s have' if len(empty) > 1 else ' has'}"
         raise DataLoadError(
             f"{which} no rows: training needs train rows, the best epoch is chosen on "
             "validation and the model is scored on test"

@@ -370,6 +370,20 @@ def test_prompts_longer_than_the_context_are_cut_to_fit_it(
     assert "1 of 2 prompts were longer than the model's" in caplog.text
     with pytest.raises(ValueError, match="leaves no room"):
         generate(model, smollm2_tokenizer, [short], DecodingSettings(max_new_tokens=10_000))
+    system_only = [{"role": "system", "content": "Be brief. " * 200}, *short]
+    with pytest.raises(ValueError, match=r"^prompt 1: a prompt of .* does not fit"):
+        generate(model, smollm2_tokenizer, [short, system_only], settings)
+
+
+def test_prompt_learning_virtual_tokens_count_against_the_context(tiny_chat_model):
+    from peft import PromptTuningConfig, get_peft_model
+
+    tuned = get_peft_model(
+        copy.deepcopy(tiny_chat_model),
+        PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=7),
+    )
+    size = tiny_chat_model.config.max_position_embeddings
+    assert context_size(tiny_chat_model) == size and context_size(tuned) == size - 7
 
 
 @pytest.mark.parametrize("kind", ["prompt_tuning", "prefix_tuning"])
@@ -512,6 +526,7 @@ def test_served_messages_are_checked_and_get_the_training_system_prompt(
     system = {"role": "system", "content": "Be brief."}
     own = [{"role": "system", "content": "Be formal."}, {"role": "user", "content": "Hi"}]
     parts = [{"role": "user", "content": [{"type": "text", "text": "Hel"}, {"text": "lo"}]}]
+    parts_as_text = {"role": "user", "content": "Hello"}
     frame = pd.DataFrame(
         {
             "prompt": [
@@ -536,3 +551,7 @@ def test_served_messages_are_checked_and_get_the_training_system_prompt(
     with pytest.raises(ValueError, match="row 1: message 0 has role 'tool'"):
         conversations_from_input(["fine", bad], generator)
     assert conversations_from_input([parts], generator)[0][-1]["content"] == "Hello"
+    import numpy as np
+
+    cell = np.array(parts, dtype=object)  # a list column's cell read from Parquet
+    assert conversations_from_input([cell], generator) == [[system, parts_as_text]]

@@ -337,7 +337,6 @@ def test_a_prompt_over_the_context_loses_its_oldest_shots_then_its_start(tokeniz
     without_first = rendered([prompt[0], *prompt[3:]])
     ids, note = fit_prompt(tokenizer, prompt, len(without_first))
     assert (ids, note) == (without_first, "dropped the 1 oldest exchange(s)")
-    assert prompt[1]["content"].startswith("First")  # the caller's messages are not changed
 
     long = chat(" ".join(f"word{i}" for i in range(200)), system="Be brief.")
     ids, note = fit_prompt(tokenizer, long, 64)
@@ -347,5 +346,9 @@ def test_a_prompt_over_the_context_loses_its_oldest_shots_then_its_start(tokeniz
     assert text.endswith("<|im_start|>assistant\n")  # the generation prompt stays
     assert "word0 " not in text and "word199" in text
     assert note.startswith("cut the first ")
+    assert long[-1]["content"].startswith("word0 ")  # the caller's messages are not changed
+    # a training row keeps its final answer: only exchanges before it are dropped
+    row = chat(" ".join(f"word{i}" for i in range(200)), "Kept answer.", "A trailing question")
+    assert trained_runs(tokenizer, encode_chat(tokenizer, row, 64)) == ["Kept answer." + END]
     with pytest.raises(ValueError, match="does not fit in 8"):
         fit_prompt(tokenizer, long, 8)  # the system message and headers alone are longer

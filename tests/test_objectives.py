@@ -54,6 +54,9 @@ def test_an_empty_split_is_refused_readably_when_validation_is_off(preset):
     frames["test"] = frames["test"].iloc[:0]
     with pytest.raises(DataLoadError, match=r"^the validation and test splits have no rows"):
         objective.prepare(frames, config)
+    frames["train"] = frames["train"].iloc[:0]
+    with pytest.raises(DataLoadError, match=r"^the train, validation and test splits have no"):
+        objective.prepare(frames, config)
 
 
 def test_generation_preview_marks_only_the_answers(tiny_causal_lm):

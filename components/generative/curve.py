@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from components.config import ConfigError, PipelineConfig
 from components.curve import (
     FULL,
@@ -70,7 +72,12 @@ def subsample_chats(split: list, examples: ChatExamples, size: int | None, seed:
     """`size` conversations of `split` in their order (all when None or larger), stratified
     by `class_of` as the classifier's curve samples by label: caps the test and validation
     cost without changing the mix of answers."""
-    rows = stratified_rows([class_of(c, examples) for c in split], size, seed)
+    classes = [class_of(c, examples) for c in split]
+    if size is not None and size < len(split) and len(set(classes)) < 2:
+        # open-ended answers: nothing to stratify, the same plain sample as earlier curves
+        rows = sorted(np.random.default_rng(seed).choice(len(split), size=size, replace=False))
+    else:
+        rows = stratified_rows(classes, size, seed)
     return [split[i] for i in rows]
 
 

@@ -216,14 +216,18 @@ def _prefix_cache(model, prefix: torch.Tensor):
 
 
 def context_size(model) -> int | None:
-    """Tokens the model attends over: its position limit, less prompt learning's virtual
-    tokens; None where the config names no limit."""
-    size = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    """Tokens the model attends over: its config's position limit (a rope-scaled model that
+    keeps its pre-scaling limit there is held to it), less prompt learning's virtual tokens;
+    None where the config names no limit."""
+    config = getattr(model, "config", None)
+    if hasattr(config, "get_text_config"):  # a multimodal model's limit is its text model's
+        config = config.get_text_config()
+    size = getattr(config, "max_position_embeddings", None)
     if not isinstance(size, int):
         return None
-    config = getattr(model, "active_peft_config", None)
-    if getattr(config, "is_prompt_learning", False):
-        size -= config.num_virtual_tokens
+    peft_config = getattr(model, "active_peft_config", None)
+    if getattr(peft_config, "is_prompt_learning", False):
+        size -= peft_config.num_virtual_tokens
     return size
 
 
@@ -245,7 +249,10 @@ def _fit_context(
         )
     cut = [i for i, ids in enumerate(encoded) if len(ids) > limit]
     for i in cut:
-        encoded[i], _ = fit_prompt(tokenizer, conversations[i], limit)
+        try:
+            encoded[i], _ = fit_prompt(tokenizer, conversations[i], limit)
+        except ValueError as err:
+            raise ValueError(f"prompt {i}: {err}") from None
     if cut:
         log.warning(
             "%d of %d prompts were longer than the model's %d-token context less the %d-token "

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from components.generative.bundle import Generator, load_generative_bundle
@@ -20,8 +21,8 @@ from components.generative.templating import parse_messages, with_system_prompt
 
 def conversations_from_input(model_input: Any, generator: Generator) -> list[list[dict]]:
     """One conversation per input value: a list of role/content messages (or its JSON text)
-    is checked as training data is and gets the bundle's system prompt where it has none;
-    any other value is one user message after that system prompt."""
+    is parsed as training data is (roles, content parts) and gets the bundle's system prompt
+    where it has none; any other value is one user message after that system prompt."""
     if isinstance(model_input, pd.DataFrame):
         column = "prompt" if "prompt" in model_input.columns else model_input.columns[0]
         values = model_input[column].tolist()
@@ -31,7 +32,7 @@ def conversations_from_input(model_input: Any, generator: Generator) -> list[lis
         values = list(model_input)
     out = []
     for i, value in enumerate(values):
-        if not isinstance(value, list):
+        if not isinstance(value, list | tuple | np.ndarray):  # a list column's cell
             text = str(value)
             value = _json_messages(text)
             if value is None:

@@ -242,13 +242,16 @@ def _layout(tokenizer: Any, messages: list[dict], train_on_prompt: bool) -> _Lay
     return _Layout(ids, labels, user)
 
 
-def _oldest_exchange(messages: list[dict]) -> tuple[int, int] | None:
-    """Message slice of the oldest user/assistant exchange before the last user message (a
-    training conversation's earlier turns, a few-shot prompt's oldest solved example)."""
+def _oldest_exchange(messages: list[dict], prompt: bool = False) -> tuple[int, int] | None:
+    """Message slice of the oldest user/assistant exchange before the last one: a training
+    conversation's last exchange is its final answer's (from the user message before it), a
+    `prompt`'s is its last user message (a few-shot prompt's oldest solved example goes)."""
     first = 1 if messages and messages[0]["role"] == "system" else 0
-    last_user = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=-1)
+    answer = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=-1)
+    users = [i for i, m in enumerate(messages) if m["role"] == "user" and (prompt or i < answer)]
+    last = max(users, default=-1)
     assistants = [
-        i for i, m in enumerate(messages) if m["role"] == "assistant" and first <= i < last_user
+        i for i, m in enumerate(messages) if m["role"] == "assistant" and first <= i < last
     ]
     if not assistants:
         return None
@@ -308,7 +311,7 @@ def fit_prompt(
     if len(ids) <= max_tokens:
         return ids, None
     full, kept, dropped, notes = len(ids), list(messages), 0, []
-    while len(ids) > max_tokens and (cut := _oldest_exchange(kept)) is not None:
+    while len(ids) > max_tokens and (cut := _oldest_exchange(kept, prompt=True)) is not None:
         del kept[cut[0] : cut[1]]
         dropped += 1
         ids = encode(kept)
