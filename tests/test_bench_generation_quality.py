@@ -95,6 +95,8 @@ def test_generation_rows_run_through_the_objective(tmp_path, monkeypatch, tiny_c
         assert r["accuracy"] <= 1.0 - r["invalid_output_rate"] + 1e-9
         assert -1.0 <= r["kappa"] <= 1.0
         assert r["peak_rss_mb"] > 0
+        assert len(r["examples"]) == 3 and all(isinstance(e, str) for e in r["examples"])
+        assert r["output_words"] >= 0
     assert by["base_k_shot"]["shots"] == 2
     assert by["base_zero_shot"]["trainable_params"] == 0
     assert by["base_zero_shot"]["perplexity"] > 1.0 and by["base_k_shot"]["perplexity"] is None
@@ -103,7 +105,6 @@ def test_generation_rows_run_through_the_objective(tmp_path, monkeypatch, tiny_c
         assert r["trainable_params"] > 0 and 0 < r["trainable_fraction"] < 0.5
         assert r["adapter_bytes"] > 0 and r["train_seconds"] > 0
         assert math.isfinite(r["perplexity"]) and r["perplexity"] > 1.0
-        assert len(r["examples"]) == 3
     # `auto` is held to the attention preset's budget
     assert auto["trainable_params"] <= lora["trainable_params"]
     table = capsys.readouterr().err

@@ -165,6 +165,16 @@ def _metric_row(metrics: dict) -> dict:
     return {k: (round(metrics[k], 4) if k in metrics else None) for k in keys}
 
 
+def _outputs(predictions: list[str]) -> dict:
+    """The first three outputs and the mean output length in words (ROUGE-L's precision
+    falls with length: a row's score reads differently for short and long answers)."""
+    words = [len(str(p).split()) for p in predictions]
+    return {
+        "output_words": round(sum(words) / len(words), 1) if words else None,
+        "examples": list(predictions[:3]),
+    }
+
+
 def _baselines_child(config_data: dict, frames: dict, queue: mp.Queue) -> None:
     from components.config import build_config
     from components.objectives.generation import Generation
@@ -175,10 +185,16 @@ def _baselines_child(config_data: dict, frames: dict, queue: mp.Queue) -> None:
         examples = objective.prepare(frames, config)
         started = time.perf_counter()
         baselines = objective.fit_baselines(examples, config)
+        answers = {
+            name: baselines.artifacts[f"baselines/{name}_predictions.json"]
+            for name in baselines.metrics
+        }
+        outputs = {name: [row["output"] for row in rows] for name, rows in answers.items()}
         queue.put(
             {
                 "seconds": round(time.perf_counter() - started, 1),
                 "metrics": baselines.metrics,
+                "outputs": {name: _outputs(preds) for name, preds in outputs.items()},
                 "peak_rss_mb": round(peak_rss_mb(), 1),
             }
         )
@@ -225,7 +241,7 @@ def _train_child(config_data: dict, frames: dict, queue: mp.Queue) -> None:
                 "peak_rss_mb": round(peak_rss_mb(), 1),
                 "adapter_bytes": adapter_bytes,
                 "modules": len(selection.target_modules),
-                "examples": scored.predictions[:3],
+                **_outputs(scored.predictions),
             }
         )
     except Exception as err:  # reported as a row, the benchmark goes on
@@ -348,6 +364,7 @@ def run_generation_quality(
                         "train_seconds": 0.0,
                         "train_samples_per_second": None,
                         "baselines_seconds": out["seconds"],
+                        **out["outputs"].get(name, {}),
                         "peak_rss_mb": out["peak_rss_mb"],
                         "adapter_bytes": 0,
                     }
