@@ -61,8 +61,10 @@ print(f"  autocast dtype inside training: {y.dtype}")
 PY
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 if [[ $generation == 1 ]]; then
+  # constrained like the CPU full-mode table it sits beside; later arguments win
+  # (`--no-constrained`, `--long-answer`, `--only <row>`)
   exec "$PY" -m peftops.cli bench quality --task generation --dataset pubmedqa --no-quick \
-    ${GEN_BASE_MODEL:+--base-model "$GEN_BASE_MODEL"}
+    --constrained ${GEN_BASE_MODEL:+--base-model "$GEN_BASE_MODEL"} "${extra[@]}"
 fi
 if [[ "${only[*]}" == "--only distributed" ]]; then
   gpus=$("$PY" -c "import torch; print(torch.cuda.device_count())")

@@ -31,7 +31,7 @@ for rows in "base_prompted lora_attention full_finetune" "dora_attention ia3_all
   only=(); for r in $rows; do only+=(--only "$r"); done
   left=$((400 - (SECONDS-start))); (( left > 30 )) || break
   timeout $left python3 -m peftops.cli bench quality --task generation \
-    --dataset pubmedqa --no-quick --base-model /tmp/smollm2 "${only[@]}" \
+    --dataset pubmedqa --no-quick --constrained --base-model /tmp/smollm2 "${only[@]}" \
     2>> >(grep -v "step/s" >> $OUT/genq.log) | tee -a $OUT/genq_full.jsonl | cut -c1-300
 done
 echo "done at $((SECONDS-start)) s"
