@@ -544,12 +544,14 @@ def fit(
         # dropout replays identically after a resume; other ranks draw other masks
         torch.manual_seed(cfg.seed + epoch + 100_003 * rank)
         trained.train()
-        started, cpu_started, loss_sum = time.perf_counter(), time.process_time(), 0.0
+        started, cpu_started = time.perf_counter(), time.process_time()
+        # train_loss is a mean over `recipe.units` (rows; a language model's trained tokens,
+        # as its validation loss is), whatever the batches' sizes and the processes' shares
+        loss_sum, unit_sum = 0.0, 0
         for step, batch in enumerate(recipe.batches(epoch), start=(epoch - 1) * steps_per_epoch):
-            rows, share = len(batch["input_ids"]), 1.0
+            weight = 1.0
             if distributed:
                 batch, weight = _shard(accelerator, batch, recipe.units)
-                share = weight / accelerator.num_processes  # of the global batch's mean loss
             with accelerator.autocast():
                 out = recipe.forward(trained, batch, device)
             loss = recipe.loss(out, batch, device)
@@ -560,12 +562,14 @@ def fit(
             if allocate is not None and stepped:  # AdaLoRA: scores from finite gradients only
                 allocate(step)
             optimizer.zero_grad(set_to_none=True)
-            # summed over the processes: the global batch's mean loss times its rows
-            loss_sum += loss.item() * share * rows
+            units = recipe.units(batch) if weight else 0  # weight 0: a stand-in row
+            loss_sum += loss.item() * units
+            unit_sum += units
             progress.update(1)
             progress.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}")
-        if distributed:  # every rank's rows count in the epoch's training loss
-            loss_sum = accelerator.reduce(torch.tensor(loss_sum, device=device), "sum").item()
+        if distributed:  # every rank's units count in the epoch's training loss
+            totals = torch.tensor([loss_sum, unit_sum], dtype=torch.float64, device=device)
+            loss_sum, unit_sum = accelerator.reduce(totals, "sum").tolist()
         epoch_opt_state = None
         if fsdp:  # every rank: the trained tensors into the host model, the optimiser state
             sharding.gather_into(trained, model)
@@ -580,7 +584,7 @@ def fit(
             scores = recipe.validate(model)
         record = {
             "epoch": epoch,
-            "train_loss": loss_sum / recipe.train_size,
+            "train_loss": loss_sum / max(unit_sum, 1),
             **(scores if main else {}),
             "seconds": seconds,
             "samples_per_second": recipe.train_size / seconds,

@@ -241,7 +241,7 @@ def test_generative_k_counts_conversations_per_intent():
         return [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": answer}]
 
     train = [chat(i, ["a", "b", "c"][i % 3]) for i in range(12)] + [chat(99, "d")]
-    examples = ChatExamples(train, [], [], expect_json=True, fields=["intent", "urgency"])
+    examples = ChatExamples(train, [], [], expect_json=True)
     assert len(set(class_ids(examples))) == 4
     two = sample_chats(examples, CurvePoint(2, 0))
     intents = sorted(json.loads(c[-1]["content"])["intent"] for c in two.train)
@@ -260,7 +260,7 @@ def test_the_generative_test_cap_keeps_the_mix_of_answers():
         return [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": answer}]
 
     test = [chat(i, "rare" if i % 10 == 0 else "common") for i in range(100)]
-    examples = ChatExamples([], [], test, expect_json=True, fields=["intent"])
+    examples = ChatExamples([], [], test, expect_json=True)
     for seed in range(8):  # a plain random sample of 20 holds 2 rare rows about 3 times in 10
         capped = subsample_chats(test, examples, 20, seed=seed)
         intents = Counter(json.loads(c[-1]["content"])["intent"] for c in capped)

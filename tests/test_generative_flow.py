@@ -80,6 +80,21 @@ def test_a_generative_run_registers_a_model_that_generates(workspace, tiny_causa
     assert list(out.columns) == ["text"] and len(out) == 2
     assert all(isinstance(t, str) for t in out["text"])
 
+    # the champion is scored with this run's decoding, not the one its manifest kept (8 new
+    # tokens): a later run with other settings compares models, not settings
+    from components.config import apply_overrides
+    from components.data import load_splits
+    from components.objectives import objective_for
+
+    config = _config(tiny_causal_lm)
+    objective = objective_for(config)
+    examples = objective.prepare(load_splits(config.data, DATA.parent).frames, config)
+    one_token = apply_overrides(config, ["generation.max_new_tokens=1"])
+    short = objective.score_model(model, examples, one_token).predictions
+    full = objective.score_model(model, examples, config).predictions
+    assert short != full
+    assert all(len(a) <= len(b) for a, b in zip(short, full, strict=True))
+
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_bad_generative_data_stops_before_training_with_a_report(

@@ -18,6 +18,7 @@ from components.generative.models import (
     load_causal_lm,
     model_cache_dir,
     packaged_gguf,
+    place_for_inference,
     resolve_causal_lm,
     write_atomically,
 )
@@ -37,6 +38,18 @@ def test_load_a_local_causal_lm(tiny_causal_lm):
     assert chat_template_source(tokenizer) == "model"
     out = model(**tokenizer(["Hello there"], return_tensors="pt"))
     assert out.logits.shape[-1] == len(tokenizer)
+
+
+def test_inference_goes_where_training_goes(tiny_causal_lm, monkeypatch):
+    """Baselines, evaluation, curve points and serving generate on the device training
+    picks (CUDA when present), not where the loader left the weights (the CPU). No GPU here:
+    the choice is pointed at the meta device to see that it is followed."""
+    import components.training
+
+    model, _, _ = load_causal_lm(str(tiny_causal_lm))
+    assert next(model.parameters()).device.type == "cpu"
+    monkeypatch.setattr(components.training, "pick_device", lambda: torch.device("meta"))
+    assert {p.device.type for p in place_for_inference(model).parameters()} == {"meta"}
 
 
 def test_a_base_model_without_a_chat_template_gets_chatml(tiny_causal_lm, tmp_path):

@@ -195,3 +195,80 @@ def test_auto_selection_scores_a_causal_lm_on_its_training_loss(tiny_causal_lm):
     assert 0 < selection.estimated_trainable <= 0.05 * selection.base_parameters
     scores = [row["grad_x_weight"] for row in selection.table]
     assert max(scores) > 0  # gradients of the LM loss reached the scored modules
+
+
+def test_a_split_with_no_answer_token_to_score_is_refused_before_training(tiny_causal_lm, tmp_path):
+    """Validation rows with nothing to score (here: no answer turn; in practice answers cut by
+    model.max_length with the suite off) stop training before it starts, naming the split;
+    before, training ran a full epoch and then failed on perplexity's 'no scored token'."""
+    from components.errors import DataLoadError
+    from components.generative.examples import ChatExamples
+
+    config = apply_overrides(
+        load_preset("finance-assistant"),
+        [f"data.path={DATA / 'finance-assistant'}", f"model.base_model={tiny_causal_lm}"],
+    )
+    solved = [{"role": "user", "content": "card lost"}, {"role": "assistant", "content": "ok"}]
+    unanswered = [{"role": "user", "content": "card lost"}]
+    examples = ChatExamples([solved] * 4, [unanswered] * 2, [solved])
+    objective = objective_for(config)
+    selection = objective.select(examples, None, config)
+    with pytest.raises(DataLoadError, match="no validation example has an answer token"):
+        objective.train(examples, selection, None, config, tmp_path)
+    assert not any(tmp_path.iterdir())  # nothing trained, no checkpoint written
+
+
+def test_few_shot_examples_and_curve_classes_count_a_label_once_whatever_its_spelling():
+    """With a closed answer set, "Yes" and "yes." are one label (as they are scored): k
+    shots cover the distinct labels, not the distinct spellings, for every seed."""
+    from components.generative.curve import class_of
+    from components.generative.examples import ChatExamples
+    from components.generative.prompting import pick_shots
+    from components.objectives.generation import _shot_class
+
+    def chat(answer: str) -> list[dict]:
+        return [{"role": "user", "content": "q"}, {"role": "assistant", "content": answer}]
+
+    train = [chat("Yes"), chat("yes."), chat("YES"), chat("no")]
+    examples = ChatExamples(train, [], [], labels=["no", "yes"])
+    for seed in range(10):
+        shots = pick_shots(train, 2, seed, _shot_class(examples))
+        assert {s[-1]["content"] for s in shots} & {"no"}, seed
+    assert class_of(chat("Yes"), examples) == class_of(chat("yes."), examples)
+    assert class_of(chat("Yes"), examples) != class_of(chat("no"), examples)
+    open_ended = ChatExamples(train, [], [])
+    assert _shot_class(open_ended) is None  # pick_shots' default: the answer itself
+
+
+def test_a_causal_lm_train_loss_is_a_mean_over_trained_tokens_like_its_val_loss(
+    tiny_causal_lm, tmp_path
+):
+    """Scored on the same rows with unchanged weights, the epoch's training loss equals the
+    validation loss: both are means over trained tokens (the training loss was a mean of
+    per-batch means weighted by rows, so batches with short answers counted too much)."""
+    from components.data import load_splits
+    from components.generative.examples import ChatExamples
+
+    config = apply_overrides(
+        load_preset("finance-assistant"),
+        [
+            f"data.path={DATA / 'finance-assistant'}",
+            f"model.base_model={tiny_causal_lm}",
+            "data.max_train_examples=24",
+            "generation.packing=false",
+            "training.epochs=1",
+            "training.batch_size=4",
+            "training.learning_rate=1e-30",
+            "training.precision=fp32",
+            "selection.strategy=attention",
+        ],
+    )
+    objective = objective_for(config)
+    examples = objective.prepare(load_splits(config.data, DATA.parent).frames, config)
+    # answers of very different lengths, so the two averages differ
+    short = [[*c[:-1], {"role": "assistant", "content": "ok"}] for c in examples.train[:12]]
+    train = short + examples.train[12:]
+    same = ChatExamples(train, train, examples.test[:2], expect_json=False)
+    selection = objective.select(same, None, config)
+    (record,) = objective.train(same, selection, None, config, tmp_path).history
+    assert record["train_loss"] == pytest.approx(record["val_loss"], rel=1e-4)

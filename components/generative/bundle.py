@@ -16,7 +16,11 @@ import torch
 from torch import nn
 
 from components.generative.decoding import DecodingSettings, generate
-from components.generative.models import chat_template_source, load_causal_lm
+from components.generative.models import (
+    chat_template_source,
+    load_causal_lm,
+    place_for_inference,
+)
 from components.generative.templating import (
     IGNORE_INDEX,
     template_hash,
@@ -205,4 +209,4 @@ def load_generative_bundle(folder: Path, merge: bool = True) -> Generator:
         raise ModelLoadError(f"bundle {folder}: its tokenizer's chat template was changed")
     backbone = load_trained_weights(backbone, folder, manifest["weights"], merge)
     backbone.config.pad_token_id = tokenizer.pad_token_id
-    return Generator(backbone, tokenizer, manifest)
+    return Generator(place_for_inference(backbone), tokenizer, manifest)

@@ -2,9 +2,9 @@
 prompted with solved examples from the k-shot sample (`few-shot`) against the preset's PEFT
 method (and full fine-tuning) trained on that sample, on the same fixed test split.
 
-k counts examples per class. A class is the answer itself when the answers form a closed
-label set; the first JSON field's value when answers are JSON objects (`ChatExamples.fields`
-first, else the object's first key: the intent for the assistant presets); else there is one
+k counts examples per class. A class is the answer (its `label_key`) when the answers form a closed
+label set; the value of the object's first key when answers are JSON objects (the intent for
+the assistant presets); else there is one
 class and k counts conversations. A seed's k-shot sample contains its smaller ones
 (`components.curve.sample_indices`). The prompt holds at most
 `generation.few_shot` solved examples (a 135 M model's context and time cannot hold a
@@ -35,6 +35,7 @@ from components.curve import (
     stratified_rows,
 )
 from components.generative.examples import ChatExamples
+from components.generative.metrics import label_key
 from components.generative.templating import reference
 
 FEW_SHOT, ZERO_SHOT = "few-shot", "zero-shot"
@@ -44,15 +45,15 @@ def class_of(conversation: list[dict], examples: ChatExamples) -> str:
     """The class a conversation counts towards for k (see the module docstring)."""
     answer = reference(conversation)
     if examples.labels:
-        return answer
+        return label_key(answer)  # "Yes" and "yes." are one label, as they are scored
     if examples.expect_json:
         try:
             answer_object = json.loads(answer)
-            field = examples.fields[0] if examples.fields else next(iter(answer_object))
-            value = answer_object.get(field)
-        except (ValueError, AttributeError, TypeError, StopIteration):  # not an object
+        except ValueError:
             return "<invalid>"
-        return json.dumps(value, sort_keys=True)
+        if not isinstance(answer_object, dict) or not answer_object:  # not an object
+            return "<invalid>"
+        return json.dumps(next(iter(answer_object.values())), sort_keys=True)
     return ""
 
 
@@ -121,12 +122,13 @@ def base_model_row(
     """The base model's test metrics prompted with `shots` solved examples of `sampled`
     (0: zero-shot), and the seconds it took."""
     from components.generative.decoding import generate
-    from components.generative.models import load_causal_lm
+    from components.generative.models import load_causal_lm, place_for_inference
     from components.generative.prompting import few_shot, pick_shots
     from components.objectives import objective_for
 
     started = time.perf_counter()
     model, tokenizer, _ = load_causal_lm(config.model.base_model)
+    model = place_for_inference(model)
     picked = pick_shots(sampled.train, shots, seed, lambda c: class_of(c, sampled))
     prompts = [few_shot(p, picked) for p in sampled.test_prompts()]
     preds = generate(model, tokenizer, prompts, _decoding(config, sampled.labels))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -22,14 +22,6 @@ class ChatExamples:
     labels: list[str] | None = None
     expect_json: bool = False
     system_prompt: str | None = None
-    fields: list[str] = field(default_factory=list)
-
-    def sizes(self) -> dict[str, int]:
-        return {
-            "train": len(self.train),
-            "validation": len(self.validation),
-            "test": len(self.test),
-        }
 
     def test_prompts(self) -> list[list[dict]]:
         return [prompt_messages(c) for c in self.test]

@@ -183,6 +183,15 @@ def check_4bit() -> None:
         raise MethodError("method 'qlora' needs bitsandbytes: pip install bitsandbytes") from None
 
 
+def place_for_inference(model: nn.Module) -> nn.Module:
+    """`model` on the device training picks (CUDA when present). Loaders place nothing and
+    `fit` hands its model back on the CPU, so without this a GPU machine's baselines,
+    evaluation, curve points and served model would all generate on the CPU."""
+    from components.training import pick_device
+
+    return model.to(pick_device())
+
+
 def load_causal_lm(
     reference: str, *, quantize_4bit: bool = False
 ) -> tuple[nn.Module, Any, ResolvedModel]:

@@ -32,15 +32,25 @@ from components.generative.bundle import (
 )
 from components.generative.decoding import DecodingSettings, generate, row_nll, sequence_nll
 from components.generative.examples import ChatExamples, closed_label_set, frames_to_messages
-from components.generative.metrics import generation_metrics, metric_function, perplexity
+from components.generative.metrics import (
+    generation_metrics,
+    label_key,
+    metric_function,
+    perplexity,
+)
 from components.generative.models import (
     check_4bit,
     ensure_chat_template,
     load_causal_lm,
+    place_for_inference,
     resolve_causal_lm,
 )
 from components.generative.prompting import few_shot, pick_shots
-from components.generative.serving import generator_signature
+from components.generative.serving import (
+    PeftopsGenerator,
+    conversations_from_input,
+    generator_signature,
+)
 from components.generative.templating import (
     EncodedChat,
     collate,
@@ -97,6 +107,23 @@ def _decoding(config: PipelineConfig, labels: list[str] | None = None) -> Decodi
     )
 
 
+def _shot_class(examples: ChatExamples) -> Callable[[list[dict]], str] | None:
+    """The class a few-shot example counts towards: its label after `label_key` where the
+    answers are a closed set ("Yes" and "yes." are one label, as they are scored), else
+    `pick_shots`' default (the answer itself)."""
+    if not examples.labels:
+        return None
+    return lambda conversation: label_key(reference(conversation))
+
+
+def _python_model(model: Any) -> Any:
+    """The Python object behind an MLflow pyfunc model; None for other flavours."""
+    try:
+        return model.unwrap_python_model()
+    except Exception:  # not a python_function model (or not a pyfunc at all)
+        return None
+
+
 def _loss_fn(model: CausalLM, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """The training loss (selection's importance scores use it too)."""
     logits = model.trained_logits(batch["input_ids"], batch["attention_mask"], batch["labels"])
@@ -114,6 +141,22 @@ def _encode(
     ]
     rows = [r for r in rows if r.trainable > 0]
     return pack(rows, config.model.max_length) if packed and config.generation.packing else rows
+
+
+def _scored_rows(
+    tokenizer: Any, conversations: list[list[dict]], config: PipelineConfig, split: str
+) -> list[EncodedChat]:
+    """`_encode`'s rows of a split that a loss or perplexity is computed on, refused before
+    anything trains or generates when none has an answer token left (every answer empty or
+    cut by `model.max_length`; reachable with the validation suite off, which reports it)."""
+    rows = _encode(tokenizer, conversations, config)
+    if not rows:
+        raise DataLoadError(
+            f"no {split} example has an answer token to score within "
+            f"model.max_length={config.model.max_length}: check the {split} answers, or raise "
+            "model.max_length (validation.enabled=true reports the rows)"
+        )
+    return rows
 
 
 def _batches(rows: list[EncodedChat], size: int, pad_id: int, **order: Any) -> Iterable[dict]:
@@ -297,11 +340,13 @@ class Generation:
     def fit_baselines(self, examples: ChatExamples, config: PipelineConfig) -> Baselines:
         started = time.perf_counter()
         model, tokenizer, _ = load_causal_lm(config.model.base_model)
+        model = place_for_inference(model)
+        rows = _scored_rows(tokenizer, examples.test, config, "test")
         settings = _decoding(config, examples.labels)
         prompts = examples.test_prompts()
         answers = {"zero-shot": generate(model, tokenizer, prompts, settings)}
         k = config.generation.few_shot
-        shots = pick_shots(examples.train, k, config.training.seed) if k else []
+        shots = pick_shots(examples.train, k, config.training.seed, _shot_class(examples))
         if shots:
             prompted = [few_shot(p, shots) for p in prompts]
             answers["few-shot"] = generate(model, tokenizer, prompted, settings)
@@ -310,7 +355,6 @@ class Generation:
             scored = self._scored(preds, examples)
             metrics[name] = scored.metrics
             artifacts[f"baselines/{name}_predictions.json"] = scored.artifacts[PREDICTIONS]
-        rows = _encode(tokenizer, examples.test, config)
         metrics["zero-shot"]["perplexity"] = perplexity(
             *_nll(model, rows, tokenizer.pad_token_id, config.evaluation.batch_size)
         )
@@ -381,9 +425,9 @@ class Generation:
         )
         pad_id = tokenizer.pad_token_id
         train_rows = _encode(tokenizer, examples.train, config, packed=True)
-        val_rows = _encode(tokenizer, examples.validation, config)
         if not train_rows:
             raise DataLoadError("no training example has a token to train on")
+        val_rows = _scored_rows(tokenizer, examples.validation, config, "validation")
         steps_per_epoch = math.ceil(len(train_rows) / cfg.batch_size)
         model = apply_selection(
             CausalLM(backbone), selection, config.method, steps_per_epoch * cfg.epochs
@@ -425,7 +469,6 @@ class Generation:
             "labels": examples.labels,
             "expect_json": examples.expect_json,
             "system_prompt": examples.system_prompt,
-            "fields": list(examples.fields),
         }
 
     def from_job_inputs(self, data: dict) -> tuple[ChatExamples, Baselines]:
@@ -436,7 +479,6 @@ class Generation:
             labels=data["labels"],
             expect_json=data["expect_json"],
             system_prompt=data["system_prompt"],
-            fields=data["fields"],
         )
         return examples, Baselines({})  # training uses no baseline state
 
@@ -455,9 +497,9 @@ class Generation:
 
     def evaluate(self, bundle_dir: Path, examples: ChatExamples, config: PipelineConfig) -> Scored:
         generator = load_generative_bundle(Path(bundle_dir))
+        rows = _scored_rows(generator.tokenizer, examples.test, config, "test")
         preds = generator.generate(examples.test_prompts(), _decoding(config, examples.labels))
         scored = self._scored(preds, examples)
-        rows = _encode(generator.tokenizer, examples.test, config)
         nll = _nll(
             generator.model, rows, generator.tokenizer.pad_token_id, config.evaluation.batch_size
         )
@@ -465,9 +507,22 @@ class Generation:
         return scored
 
     def score_model(self, model: Any, examples: ChatExamples, config: PipelineConfig) -> Scored:
-        prompts = [json.dumps(p, ensure_ascii=False) for p in examples.test_prompts()]
-        out = model.predict(pd.DataFrame({"prompt": prompts}))
-        return self._scored(out["text"].astype(str).tolist(), examples)
+        """The champion's answers, decoded with this run's settings, not those its manifest
+        kept (another `max_new_tokens`, free or constrained): the comparison with the
+        challenger is then between models alone. A pyfunc that is not peftops' generator
+        answers through its own `predict`."""
+        prompts = pd.DataFrame(
+            {"prompt": [json.dumps(p, ensure_ascii=False) for p in examples.test_prompts()]}
+        )
+        served = _python_model(model)
+        if isinstance(served, PeftopsGenerator):
+            generator = served.generator
+            preds = generator.generate(
+                conversations_from_input(prompts, generator), _decoding(config, examples.labels)
+            )
+        else:
+            preds = model.predict(prompts)["text"].astype(str).tolist()
+        return self._scored(preds, examples)
 
     def references(self, examples: ChatExamples) -> list[str]:
         return examples.test_references()
