@@ -183,6 +183,23 @@ def check_4bit() -> None:
         raise MethodError("method 'qlora' needs bitsandbytes: pip install bitsandbytes") from None
 
 
+def _ready_for_chat(tokenizer: Any) -> Any:
+    """A pad token (eos if it had none: Llama/GPT-2 style tokenizers ship without one) and a
+    chat template (`ensure_chat_template`)."""
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    ensure_chat_template(tokenizer)
+    return tokenizer
+
+
+def load_chat_tokenizer(reference: str) -> Any:
+    """The base model's tokenizer alone (validation needs no weights), as `load_causal_lm`
+    prepares it."""
+    from transformers import AutoTokenizer
+
+    return _ready_for_chat(AutoTokenizer.from_pretrained(resolve_causal_lm(reference).location))
+
+
 def place_for_inference(model: nn.Module) -> nn.Module:
     """`model` on the device training picks (CUDA when present). Loaders place nothing and
     `fit` hands its model back on the CPU, so without this a GPU machine's baselines,
@@ -227,9 +244,7 @@ def load_causal_lm(
         offline = os.environ.get("HF_HUB_OFFLINE") == "1"
         hint = " (HF_HUB_OFFLINE=1: only local folders and packaged models work)" if offline else ""
         raise ModelLoadError(f"cannot load base model {reference!r}{hint}: {err}") from None
-    if tokenizer.pad_token is None:  # Llama/GPT-2 style tokenizers ship without one
-        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    ensure_chat_template(tokenizer)
+    _ready_for_chat(tokenizer)
     model.config.pad_token_id = tokenizer.pad_token_id
     if getattr(model, "generation_config", None) is not None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id

@@ -40,10 +40,9 @@ from components.generative.metrics import (
 )
 from components.generative.models import (
     check_4bit,
-    ensure_chat_template,
     load_causal_lm,
+    load_chat_tokenizer,
     place_for_inference,
-    resolve_causal_lm,
 )
 from components.generative.prompting import few_shot, pick_shots
 from components.generative.serving import (
@@ -83,17 +82,6 @@ PREVIEW_EXAMPLES = 3  # training examples shown with their trained tokens marked
 PREDICTIONS = "evaluation/predictions.json"
 # registry metrics that exist only over a closed set of answers (`closed_label_set`)
 LABEL_SET_METRICS = ("accuracy", "macro_f1")
-
-
-def load_tokenizer(reference: str) -> Any:
-    """The base model's tokenizer alone (validation needs no weights)."""
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(resolve_causal_lm(reference).location)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    ensure_chat_template(tokenizer)
-    return tokenizer
 
 
 def _decoding(config: PipelineConfig, labels: list[str] | None = None) -> DecodingSettings:
@@ -267,7 +255,7 @@ class Generation:
 
     def validate(self, frames: dict[str, pd.DataFrame], config: PipelineConfig) -> ValidationReport:
         conversations = self._conversations(frames, config)
-        tokenizer = load_tokenizer(config.model.base_model)
+        tokenizer = load_chat_tokenizer(config.model.base_model)
         return validate_chat_splits(
             {k: pd.DataFrame({"messages": v}) for k, v in conversations.items()},
             config=config.validation,
@@ -314,7 +302,7 @@ class Generation:
 
     def preview(self, examples: ChatExamples, config: PipelineConfig) -> str:
         """A few training examples with the tokens the loss is taken on in [[...]]."""
-        tokenizer = load_tokenizer(config.model.base_model)
+        tokenizer = load_chat_tokenizer(config.model.base_model)
         parts = ["# Trained tokens", "Tokens inside [[...]] are trained; the rest is context."]
         for i, conversation in enumerate(examples.train[:PREVIEW_EXAMPLES], start=1):
             encoded = encode_chat(
