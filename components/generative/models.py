@@ -203,10 +203,28 @@ def load_chat_tokenizer(reference: str) -> Any:
 def place_for_inference(model: nn.Module) -> nn.Module:
     """`model` on the device training picks (CUDA when present). Loaders place nothing and
     `fit` hands its model back on the CPU, so without this a GPU machine's baselines,
-    evaluation, curve points and served model would all generate on the CPU."""
+    evaluation, curve points and served model would all generate on the CPU. A model whose
+    weights would not fit in the GPU's free memory (the fp32 base of a QLoRA run, say) stays
+    on the CPU, with a warning."""
+    import logging
+
+    import torch
+
     from components.training import pick_device
 
-    return model.to(pick_device())
+    device = pick_device()
+    if device.type == "cuda":
+        needed = sum(p.numel() * p.element_size() for p in model.parameters())
+        free, _ = torch.cuda.mem_get_info(device)
+        if needed > 0.8 * free:  # room left for activations and the key/value cache
+            logging.getLogger(__name__).warning(
+                "generating on the CPU: the model's %.1f GB of weights do not fit in the "
+                "GPU's %.1f GB free",
+                needed / 1e9,
+                free / 1e9,
+            )
+            return model
+    return model.to(device)
 
 
 def load_causal_lm(

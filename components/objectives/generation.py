@@ -134,9 +134,10 @@ def _encode(
 def _scored_rows(
     tokenizer: Any, conversations: list[list[dict]], config: PipelineConfig, split: str
 ) -> list[EncodedChat]:
-    """`_encode`'s rows of a split that a loss or perplexity is computed on, refused before
-    anything trains or generates when none has an answer token left (every answer empty or
-    cut by `model.max_length`; reachable with the validation suite off, which reports it)."""
+    """`_encode`'s rows of a split that a loss or perplexity is computed on, refused when none
+    has an answer token left (every answer empty or cut by `model.max_length`; reachable with
+    the validation suite off, which reports it): the baselines check both splits before they
+    generate, training and evaluation check theirs before they start."""
     rows = _encode(tokenizer, conversations, config)
     if not rows:
         raise DataLoadError(
@@ -330,6 +331,8 @@ class Generation:
         model, tokenizer, _ = load_causal_lm(config.model.base_model)
         model = place_for_inference(model)
         rows = _scored_rows(tokenizer, examples.test, config, "test")
+        if examples.validation:  # training will need it; say so before generating
+            _scored_rows(tokenizer, examples.validation, config, "validation")
         settings = _decoding(config, examples.labels)
         prompts = examples.test_prompts()
         answers = {"zero-shot": generate(model, tokenizer, prompts, settings)}
