@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -21,6 +22,8 @@ from typing import Any
 from torch import nn
 
 from components.modeling import ModelLoadError, ResolvedModel, resolve_base_model
+
+log = logging.getLogger(__name__)
 
 DEFAULT_GENERATIVE_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
@@ -206,8 +209,6 @@ def place_for_inference(model: nn.Module) -> nn.Module:
     evaluation, curve points and served model would all generate on the CPU. A model whose
     weights would not fit in the GPU's free memory (the fp32 base of a QLoRA run, say) stays
     on the CPU, with a warning."""
-    import logging
-
     import torch
 
     from components.training import pick_device
@@ -217,7 +218,7 @@ def place_for_inference(model: nn.Module) -> nn.Module:
         needed = sum(p.numel() * p.element_size() for p in model.parameters())
         free, _ = torch.cuda.mem_get_info(device)
         if needed > 0.8 * free:  # room left for activations and the key/value cache
-            logging.getLogger(__name__).warning(
+            log.warning(
                 "generating on the CPU: the model's %.1f GB of weights do not fit in the "
                 "GPU's %.1f GB free",
                 needed / 1e9,

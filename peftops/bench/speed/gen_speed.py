@@ -249,7 +249,7 @@ def _raw_generate(model, tokenizer, conversations, max_new_tokens: int, batch: i
         for i in range(0, len(texts), batch):
             enc = tokenizer(
                 texts[i : i + batch], return_tensors="pt", padding=True, add_special_tokens=False
-            ).to(next(model.parameters()).device)  # the bundle's model may be on a GPU
+            ).to(model.device)  # the bundle's model may be on a GPU
             ids = model.generate(
                 **enc,
                 max_new_tokens=max_new_tokens,
