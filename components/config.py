@@ -449,6 +449,14 @@ class GenerationConfig(_Stage):
         "more LM-head pass.",
     )
     max_new_tokens: int = Field(64, ge=1, le=4096, description="Tokens generated per answer.")
+    num_beams: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="Beam search width (1: greedy). Wider: answers the model rates likelier "
+        "as a whole, for about that many times the decoding work (baselines, evaluation and "
+        "the served model alike). Decoding never samples, so scores are reproducible.",
+    )
     few_shot: int = Field(
         3, ge=0, le=16, description="In-context examples of the few-shot baseline (0: off)."
     )

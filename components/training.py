@@ -762,7 +762,14 @@ def train_classifier(
 
 
 # generation settings that only decide how a trained model is evaluated
-_EVALUATION_ONLY = ("max_new_tokens", "few_shot", "expect_json", "max_label_set")
+_EVALUATION_ONLY = (
+    "max_new_tokens",
+    "num_beams",
+    "few_shot",
+    "expect_json",
+    "max_label_set",
+    "constrain_to_labels",
+)
 
 
 def job_key(config: PipelineConfig, content: Iterable[str], sections: set[str]) -> str:

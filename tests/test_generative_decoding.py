@@ -509,6 +509,30 @@ def test_constrain_to_labels_reaches_the_baselines_and_the_bundle(tmp_path):
     assert _decoding(on, None).choices is None  # JSON or open answers: nothing to constrain
 
 
+def test_num_beams_reaches_the_decoding_but_not_the_training_key():
+    """`generation.num_beams` and `constrain_to_labels` decide how answers decode, not what
+    trains: a rerun with other decoding reuses the trained job."""
+    from components.config import ConfigError, apply_overrides, load_preset
+    from components.generative.examples import ChatExamples
+    from components.objectives.generation import Generation, _decoding
+
+    config = apply_overrides(load_preset("custom"), ["task=generation"])
+    assert _decoding(config).num_beams == 1  # greedy by default
+    beams = apply_overrides(
+        config, ["generation.num_beams=4", "generation.constrain_to_labels=true"]
+    )
+    assert _decoding(beams, ["a", "b"]).num_beams == 4
+    conversation = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+    examples = ChatExamples(train=[conversation], validation=[conversation], test=[conversation])
+    key = Generation().training_key
+    assert key(examples, beams) == key(examples, config)
+    assert key(examples, apply_overrides(config, ["generation.packing=true"])) != key(
+        examples, config
+    )
+    with pytest.raises(ConfigError, match="num_beams"):
+        apply_overrides(config, ["generation.num_beams=0"])
+
+
 def test_served_messages_are_checked_and_get_the_training_system_prompt(
     tiny_chat_model, smollm2_tokenizer
 ):

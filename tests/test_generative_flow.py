@@ -63,6 +63,7 @@ def test_a_generative_run_registers_a_model_that_generates(workspace, tiny_causa
     assert version.tags["base_model.provenance"].startswith("local:")  # a folder, here
     assert version.tags["decoding.max_new_tokens"] == "8"  # how its served answers decode
     assert version.tags["decoding.choices"] == "free"
+    assert version.tags["decoding.num_beams"] == "1"  # greedy unless generation.num_beams
     assert "base model few-shot" in version.description  # the model card, shown in the UI
     run = tracking.client().get_run(summary.mlflow_run_id)
     assert "baseline.zero-shot.exact_match" in run.data.metrics

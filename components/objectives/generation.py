@@ -90,6 +90,7 @@ def _decoding(config: PipelineConfig, labels: list[str] | None = None) -> Decodi
     constrain = config.generation.constrain_to_labels and labels
     return DecodingSettings(
         max_new_tokens=config.generation.max_new_tokens,
+        num_beams=config.generation.num_beams,
         batch_size=config.evaluation.batch_size,
         choices=list(labels) if constrain else None,
     )
@@ -444,6 +445,7 @@ class Generation:
                 "system_prompt": examples.system_prompt,
                 "decoding": {
                     "max_new_tokens": decoding.max_new_tokens,
+                    "num_beams": decoding.num_beams,
                     "batch_size": 16,
                     "choices": decoding.choices,
                 },
