@@ -197,8 +197,9 @@ def test_the_trained_positions_loss_equals_the_full_masked_loss(tiny_causal_lm):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from components.generative.bundle import CausalLM, lm_loss, trained_targets
+    from components.generative.bundle import CausalLM, trained_targets
     from components.generative.templating import collate, encode_chat
+    from tiny_models import reference_lm_loss
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_causal_lm)
     conversations = [
@@ -213,7 +214,9 @@ def test_the_trained_positions_loss_equals_the_full_masked_loss(tiny_causal_lm):
     base = AutoModelForCausalLM.from_pretrained(tiny_causal_lm)
     for backbone in (base, get_peft_model(base, LoraConfig(target_modules=["q_proj"]))):
         model = CausalLM(backbone)
-        full = lm_loss(model(batch["input_ids"], batch["attention_mask"]), batch["labels"])
+        full = reference_lm_loss(
+            model(batch["input_ids"], batch["attention_mask"]), batch["labels"]
+        )
         logits = model.trained_logits(batch["input_ids"], batch["attention_mask"], batch["labels"])
         kept = torch.nn.functional.cross_entropy(logits, trained_targets(batch["labels"]))
         assert logits.shape[0] == int((batch["labels"][:, 1:] != -100).sum())

@@ -63,12 +63,13 @@ def _lora_model(model_dir, config):
 
 
 def _loss_and_grads(model, batch, how: str, chunk: int = 0):
-    from components.generative.bundle import lm_loss, trained_targets
+    from components.generative.bundle import trained_targets
+    from tiny_models import reference_lm_loss
 
     model.zero_grad(set_to_none=True)
     ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
     if how == "full":  # every position's logits, masked afterwards
-        loss = lm_loss(model(ids, mask), labels)
+        loss = reference_lm_loss(model(ids, mask), labels)
     elif how == "trained":
         logits = model.trained_logits(ids, mask, labels)
         loss = torch.nn.functional.cross_entropy(logits.float(), trained_targets(labels))

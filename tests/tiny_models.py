@@ -87,3 +87,13 @@ def tiny_causal_lm(folder: Path, seed: int = 0, initializer_range: float = 0.02)
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def reference_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The textbook masked LM loss the pipeline's losses must equal: every position's logits,
+    mean next-token cross-entropy over the trained tokens (labels != -100)."""
+    return torch.nn.functional.cross_entropy(
+        logits[:, :-1].float().reshape(-1, logits.size(-1)),
+        labels[:, 1:].reshape(-1),
+        ignore_index=-100,
+    )

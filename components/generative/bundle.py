@@ -147,15 +147,6 @@ class CausalLM(nn.Module):
         return hidden.last_hidden_state[:, :-1][keep]
 
 
-def lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy over the trained tokens (labels != IGNORE_INDEX)."""
-    return nn.functional.cross_entropy(
-        logits[:, :-1].float().reshape(-1, logits.size(-1)),
-        labels[:, 1:].reshape(-1),
-        ignore_index=IGNORE_INDEX,
-    )
-
-
 def save_generative_bundle(
     model: CausalLM, tokenizer: Any, folder: Path, manifest: dict[str, Any]
 ) -> Path:
