@@ -253,6 +253,9 @@ def test_decoding_constrained_to_choices_spells_one_of_them(tiny_chat_model, smo
         batched
     )
     assert DecodingSettings(choices=choices).as_tags()["decoding.choices"] == "5"
+    # beam search (generation.num_beams) keeps each beam inside the set too
+    beams = DecodingSettings(max_new_tokens=16, batch_size=3, num_beams=3, choices=choices)
+    assert set(generate(tiny_chat_model, smollm2_tokenizer, CONVERSATIONS, beams)) <= set(choices)
     # a token budget shorter than every label still ends in a whole label, never a cut one
     long = choices[:3]  # several tokens each
     short = DecodingSettings(max_new_tokens=1, batch_size=3, choices=long)
