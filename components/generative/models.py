@@ -19,6 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from components.modeling import ModelLoadError, ResolvedModel, resolve_base_model
@@ -96,7 +97,6 @@ def resolve_causal_lm(reference: str, materialize: bool = True) -> ResolvedModel
 
 
 def _dequantize(folder: Path, filename: str, target: Path, source: dict[str, str]) -> None:
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
     try:
@@ -170,8 +170,6 @@ def chat_template_source(tokenizer: Any) -> str:
 def check_4bit() -> None:
     """Raise MethodError unless a 4-bit (QLoRA) base can be loaded here: bitsandbytes' 4-bit
     kernels need a CUDA GPU."""
-    import torch
-
     from components.methods import MethodError
 
     if not torch.cuda.is_available():
@@ -209,8 +207,6 @@ def place_for_inference(model: nn.Module) -> nn.Module:
     evaluation, curve points and served model would all generate on the CPU. A model whose
     weights would not fit in the GPU's free memory (the fp32 base of a QLoRA run, say) stays
     on the CPU, with a warning."""
-    import torch
-
     from components.training import pick_device
 
     device = pick_device()
@@ -234,7 +230,6 @@ def load_causal_lm(
     """An fp32 AutoModelForCausalLM and its tokenizer, which has a pad token (eos if it had
     none) and a chat template (`ensure_chat_template`). The model's train/eval mode is left as
     transformers returns it; the caller sets it."""
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 

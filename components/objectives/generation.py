@@ -10,7 +10,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from itertools import islice
 from pathlib import Path
 from typing import Any, ClassVar
@@ -443,12 +443,8 @@ class Generation:
                 "selection": selection.strategy,
                 "target_modules": selection.target_modules,
                 "system_prompt": examples.system_prompt,
-                "decoding": {
-                    "max_new_tokens": decoding.max_new_tokens,
-                    "num_beams": decoding.num_beams,
-                    "batch_size": 16,
-                    "choices": decoding.choices,
-                },
+                # every setting, so a new one reaches the served model; serving batches 16
+                "decoding": asdict(replace(decoding, batch_size=16)),
                 "labels": examples.labels,
                 "expect_json": examples.expect_json,
             },
